@@ -1,0 +1,37 @@
+# MDETR* on SynthRef, the embedded default that trains on 2 CPU cores in under 30 minutes.
+# Same architecture family as the RefCOCO configs, scaled down (see configs/mdetr/README.md for why):
+# the first three stages of a half-width ResNet-18 trained from scratch (stride 16, 8x8 tokens for 128x128
+# images), SiRi's low-level fusion of layer2 into the last stage, a 2-layer BERT of width 128 over
+# SynthRef's vocabulary, 3+3 transformer layers of width 128, 16 queries, 2 soft tokens.
+_base_ = [
+    '../_base_/models/mdetr-star_r101_roberta-base.py', '../_base_/datasets/synthref.py',
+    '../_base_/schedules/siri_55e.py', '../_base_/default_runtime.py'
+]
+embed_dims = 128
+model = dict(
+    backbone=dict(
+        depth=18, base_channels=32, num_stages=3, out_indices=(1, 2), strides=(1, 2, 2), dilations=(1, 1, 1),
+        norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, init_cfg=None),
+    neck=dict(in_channels=(64, 128), mid_channels=128, out_channels=embed_dims, strides=(2, 1)),
+    language_model=dict(
+        _delete_=True, type='HFTextEncoder', max_length=32,
+        model_config=dict(model_type='bert', hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=512),
+        tokenizer=dict(type='word', vocab='synthref')),
+    positional_encoding=dict(num_feats=embed_dims // 2),
+    encoder=dict(num_layers=3, layer_cfg=dict(embed_dims=embed_dims, num_heads=8, feedforward_channels=512,
+                                              dropout=0.0)),
+    decoder=dict(num_layers=3, layer_cfg=dict(embed_dims=embed_dims, num_heads=8, feedforward_channels=512,
+                                              dropout=0.0)),
+    bbox_head=dict(embed_dims=embed_dims))
+
+max_epochs = 6
+train_cfg = dict(max_epochs=max_epochs, val_interval=1)
+optim_wrapper = dict(optimizer=dict(lr=4e-4), clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=200),
+    dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs,
+         convert_to_iter_based=True),
+]
+default_hooks = dict(logger=dict(interval=25), checkpoint=dict(interval=1, save_best='refexp/Prec@1',
+                                                               rule='greater'))

@@ -1,0 +1,3 @@
+from .checkpoint_safety_hook import SafeCheckpointHook
+
+__all__ = ['SafeCheckpointHook']

@@ -1,0 +1,3 @@
+from .mdetr import MDETR
+
+__all__ = ['MDETR']

@@ -1,0 +1,191 @@
+"""MDETR and SiRi's MDETR* (arXiv:2104.12763, arXiv:2207.13325)."""
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.detectors import BaseDetector
+from mmdet.models.layers import SinePositionalEncoding
+from mmdet.structures import OptSampleList, SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor, nn
+
+from mmvlg.registry import MODELS
+
+from ..language_models import FeatureResizer
+from ..layers import grid_points, sine_embed_points
+
+
+@MODELS.register_module()
+class MDETR(BaseDetector):
+    r"""Modulated DETR for referring expressions and phrase grounding, with SiRi's improvements (MDETR*):
+    low-level feature fusion in the neck, 16 queries, the 2-soft-token head and no contrastive loss, and
+    optionally multi-task SiRi's auxiliary decoder with constant queries.
+
+    .. code:: text
+
+        image ─ backbone ─ neck ─┬─ flatten + 2-D sine pos ──┐
+                                 │                           ├─ concat ─ VL encoder ─ memory (img + text)
+        text ─ language_model ─ text_proj ───────────────────┘                          │
+                                                                                        ├─ decoder(learnable
+                                                                                        │  queries) ─ bbox_head
+                                                                                        └─ aux_decoder(constant
+                                                                                           queries) ─ aux_head
+                                                                                           (training only)
+
+    Args:
+        backbone (dict): Visual backbone (e.g. ``mmdet.ResNet`` returning stages 2 and 4).
+        neck (dict): Projection to the transformer width (``LowLevelFusionNeck``).
+        language_model (dict): Text encoder (``HFTextEncoder``).
+        encoder (dict): ``VLTransformerEncoder``.
+        decoder (dict): ``DetrTransformerDecoderSDPA``.
+        bbox_head (dict): ``MDETRHead``.
+        num_queries (int): Learnable decoder queries (16 in SiRi, 100 in MDETR).
+        positional_encoding (dict): ``mmdet.SinePositionalEncoding`` arguments.
+        text_dropout (float): Dropout of the text projection. Defaults to 0.1.
+        aux_decoder (dict, optional): Multi-task SiRi: ``dict(decoder=..., head=..., queries='constant')``.
+            A second decoder with its own head and weights on the same encoder memory, fed with constant
+            grid queries (``'constant'``) or its own learnable ones (``'learnable'``). Its losses are added
+            with the prefix ``aux.``; it is not used at inference unless ``predict_with='aux'``.
+        predict_with (str): ``'main'`` or ``'aux'``: which decoder predicts. Defaults to ``'main'``.
+        data_preprocessor (dict): ``mmdet.DetDataPreprocessor``.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 neck: ConfigType,
+                 language_model: ConfigType,
+                 encoder: ConfigType,
+                 decoder: ConfigType,
+                 bbox_head: ConfigType,
+                 num_queries: int = 16,
+                 positional_encoding: ConfigType = dict(num_feats=128, normalize=True),
+                 text_dropout: float = 0.1,
+                 aux_decoder: OptConfigType = None,
+                 predict_with: str = 'main',
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck)
+        self.language_model = MODELS.build(language_model)
+        self.encoder = MODELS.build(encoder)
+        self.decoder = MODELS.build(decoder)
+        self.bbox_head = MODELS.build(bbox_head)
+        self.embed_dims = self.encoder.embed_dims
+        self.num_queries = num_queries
+        self.text_proj = FeatureResizer(self.language_model.embed_dims, self.embed_dims, text_dropout)
+        self.positional_encoding = SinePositionalEncoding(**positional_encoding)
+        self.query_embedding = nn.Embedding(num_queries, self.embed_dims)
+        if predict_with not in ('main', 'aux'):
+            raise ValueError(f'predict_with must be "main" or "aux", got {predict_with!r}')
+        if predict_with == 'aux' and aux_decoder is None:
+            raise ValueError('predict_with="aux" needs an aux_decoder')
+        self.predict_with = predict_with
+        self.with_aux_decoder = aux_decoder is not None
+        if aux_decoder is not None:
+            aux_decoder = dict(aux_decoder)
+            self.aux_queries_type = aux_decoder.get('queries', 'constant')
+            self.aux_decoder = MODELS.build(aux_decoder['decoder'])
+            self.aux_head = MODELS.build(aux_decoder['head'])
+            if self.aux_queries_type == 'constant':
+                const = sine_embed_points(grid_points(num_queries), self.embed_dims)
+                self.register_buffer('aux_query_embedding', const, persistent=False)
+            elif self.aux_queries_type == 'learnable':
+                self.aux_query_embedding_learned = nn.Embedding(num_queries, self.embed_dims)
+            else:
+                raise ValueError(f'aux_decoder.queries must be "constant" or "learnable", '
+                                 f'got {self.aux_queries_type!r}')
+
+    # ------------------------------------------------------------------------------------- encoding
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        return self.neck(self.backbone(batch_inputs))
+
+    def encode(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+               need_weights: bool = False) -> Dict[str, Union[Tensor, dict, list]]:
+        """Image and text features through the vision-language encoder.
+
+        Returns:
+            dict: ``memory`` (bs, N_img + L, C), ``memory_pos`` (bs, N_img + L, C), ``memory_mask``
+            (bs, N_img + L) True at padding, ``text`` (the language model's outputs), ``num_img_tokens``,
+            ``feat_shape`` (h, w) and ``attn_weights`` (every layer's (bs, N, N) weights, if asked).
+        """
+        feat = self.extract_feat(batch_inputs)[-1]
+        bs, _, in_h, in_w = batch_inputs.shape
+        mask = batch_inputs.new_ones(bs, in_h, in_w, dtype=torch.bool)
+        for b, ds in enumerate(batch_data_samples):
+            h, w = ds.img_shape
+            mask[b, :h, :w] = False
+        mask = F.interpolate(mask[None].float(), size=feat.shape[-2:])[0].bool()
+        pos = self.positional_encoding(mask)
+        img_tokens = feat.flatten(2).transpose(1, 2)
+        img_pos = pos.flatten(2).transpose(1, 2).to(img_tokens.dtype)
+        text = self.language_model([ds.text for ds in batch_data_samples], device=batch_inputs.device)
+        txt_tokens = self.text_proj(text['embeds']).to(img_tokens.dtype)
+        x = torch.cat([img_tokens, txt_tokens], dim=1)
+        x_pos = torch.cat([img_pos, torch.zeros_like(txt_tokens)], dim=1)
+        x_mask = torch.cat([mask.flatten(1), ~text['mask']], dim=1)
+        memory, weights = self.encoder(x, x_pos, x_mask, need_weights)
+        return dict(memory=memory, memory_pos=x_pos, memory_mask=x_mask, text=text,
+                    num_img_tokens=img_tokens.shape[1], feat_shape=tuple(feat.shape[-2:]), attn_weights=weights)
+
+    def _queries(self, which: str, bs: int) -> Tensor:
+        if which == 'main':
+            q = self.query_embedding.weight
+        elif self.aux_queries_type == 'constant':
+            q = self.aux_query_embedding
+        else:
+            q = self.aux_query_embedding_learned.weight
+        return q[None].expand(bs, -1, -1)
+
+    def decode(self, enc: dict, which: str = 'main') -> Tensor:
+        """Run the main or the auxiliary decoder. Returns (num_layers, bs, num_queries, C)."""
+        decoder = self.decoder if which == 'main' else self.aux_decoder
+        memory = enc['memory']
+        queries = self._queries(which, memory.shape[0]).to(memory.dtype)
+        return decoder(queries, memory, enc['memory_pos'], enc['memory_mask'])
+
+    # ------------------------------------------------------------------------------------ contracts
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        enc = self.encode(batch_inputs, batch_data_samples)
+        n = enc['num_img_tokens']
+        head_kwargs = dict(offsets=enc['text']['offsets'], text_memory=enc['memory'][:, n:],
+                           text_mask=enc['text']['mask'])
+        losses = self.bbox_head.loss(self.decode(enc, 'main'), batch_data_samples, **head_kwargs)
+        if self.with_aux_decoder:
+            losses.update(self.aux_head.loss(self.decode(enc, 'aux'), batch_data_samples, prefix='aux.',
+                                             **head_kwargs))
+        return losses
+
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
+        """Predict boxes ranked for each expression; ``pred_instances`` holds every query sorted by score
+        (top-1 is the answer; the ranking gives Prec@5/@10)."""
+        enc = self.encode(batch_inputs, batch_data_samples)
+        head = self.bbox_head if self.predict_with == 'main' else self.aux_head
+        results = head.predict(self.decode(enc, self.predict_with), batch_data_samples, rescale=rescale)
+        return self.add_pred_to_datasample(batch_data_samples, results)
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
+        """Raw outputs of the predicting decoder: soft-token logits and normalized boxes,
+        (num_layers, bs, num_queries, ...)."""
+        enc = self.encode(batch_inputs, batch_data_samples)
+        head = self.bbox_head if self.predict_with == 'main' else self.aux_head
+        return head(self.decode(enc, self.predict_with))
+
+    def cross_modal_attention(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                              layers: Optional[List[int]] = None) -> Tensor:
+        """Attention from the text tokens to the image tokens in the encoder (SiRi's Fig. 7).
+
+        Returns:
+            Tensor: (bs, h, w) per image: the attention of the real text tokens to every image position,
+            summed over the chosen encoder layers (all by default) and averaged over tokens and heads.
+        """
+        enc = self.encode(batch_inputs, batch_data_samples, need_weights=True)
+        n = enc['num_img_tokens']
+        weights = enc['attn_weights']
+        chosen = [weights[i] for i in (layers if layers is not None else range(len(weights)))]
+        w = torch.stack(chosen).sum(0)[:, n:, :n]  # (bs, L, N_img)
+        tmask = enc['text']['mask'].float()
+        att = (w * tmask[..., None]).sum(1) / tmask.sum(1, keepdim=True)
+        return att.view(att.shape[0], *enc['feat_shape'])

@@ -1,0 +1,3 @@
+from .mdetr_head import MDETRHead
+
+__all__ = ['MDETRHead']

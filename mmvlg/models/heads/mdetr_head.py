@@ -1,0 +1,256 @@
+"""MDETR's box + soft-token head (also SiRi's 2-token variant)."""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.layers import MLP
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+from mmdet.utils import reduce_mean
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmvlg.registry import MODELS, TASK_UTILS
+
+from ..utils import spans_to_positive_map
+
+
+@MODELS.register_module()
+class MDETRHead(BaseModule):
+    """Box regression and soft-token classification for every decoder query (MDETR, arXiv:2104.12763),
+    with Hungarian matching and auxiliary losses on every decoder layer.
+
+    Two soft-token modes:
+
+    * ``'token'`` (MDETR): each query predicts a distribution over ``num_soft_tokens - 1`` text-token
+      positions plus "no object"; the target of a matched query is the box's normalized token map built
+      from ``tokens_positive``. Needed for phrase grounding (several phrases per caption).
+    * ``'sentence'`` (SiRi, section 3.1): 2 soft tokens, "belongs to the expression" and "no object".
+
+    Args:
+        embed_dims (int): Decoder width.
+        num_soft_tokens (int): Width of the soft-token logits, "no object" included (256 in MDETR, 2 in
+            SiRi).
+        soft_token_mode (str): ``'token'`` or ``'sentence'``.
+        eos_coef (float): Weight of the "no object" target for unmatched queries. Defaults to 0.1.
+        loss_ce_weight (float): Soft-token cross-entropy weight. Defaults to 1.
+        loss_bbox (dict): L1 loss on normalized (cx, cy, w, h) boxes. Defaults to weight 5.
+        loss_iou (dict): GIoU loss on normalized boxes. Defaults to weight 2.
+        contrastive_align (dict, optional): MDETR's box-token contrastive alignment loss:
+            ``dict(embed_dims=64, temperature=0.07, loss_weight=1.0, text_dims=256)``. SiRi removes it.
+        assigner (dict): Hungarian assigner with its match costs.
+        aux_loss (bool): Losses on every decoder layer, not only the last. Defaults to True.
+    """
+
+    def __init__(self,
+                 embed_dims: int = 256,
+                 num_soft_tokens: int = 2,
+                 soft_token_mode: str = 'sentence',
+                 eos_coef: float = 0.1,
+                 loss_ce_weight: float = 1.0,
+                 loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=5.0),
+                 loss_iou: dict = dict(type='mmdet.GIoULoss', loss_weight=2.0),
+                 contrastive_align: Optional[dict] = None,
+                 assigner: dict = dict(
+                     type='mmdet.HungarianAssigner',
+                     match_costs=[
+                         dict(type='SoftTokenCost', weight=1.0),
+                         dict(type='mmdet.BBoxL1Cost', weight=5.0, box_format='xywh'),
+                         dict(type='mmdet.IoUCost', iou_mode='giou', weight=2.0)
+                     ]),
+                 aux_loss: bool = True,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if soft_token_mode not in ('token', 'sentence'):
+            raise ValueError(f'soft_token_mode must be "token" or "sentence", got {soft_token_mode!r}')
+        if soft_token_mode == 'sentence' and num_soft_tokens != 2:
+            raise ValueError('soft_token_mode="sentence" uses num_soft_tokens=2')
+        self.embed_dims = embed_dims
+        self.num_soft_tokens = num_soft_tokens
+        self.soft_token_mode = soft_token_mode
+        self.eos_coef = eos_coef
+        self.loss_ce_weight = loss_ce_weight
+        self.aux_loss = aux_loss
+        self.class_embed = nn.Linear(embed_dims, num_soft_tokens)
+        self.bbox_embed = MLP(embed_dims, embed_dims, 4, 3)
+        self.loss_bbox = MODELS.build(loss_bbox)
+        self.loss_iou = MODELS.build(loss_iou)
+        self.assigner = TASK_UTILS.build(assigner)
+        self.contrastive_align = contrastive_align
+        if contrastive_align is not None:
+            dims = contrastive_align.get('embed_dims', 64)
+            self.contrastive_align_projection_image = nn.Linear(embed_dims, dims)
+            self.contrastive_align_projection_text = nn.Linear(contrastive_align.get('text_dims', embed_dims),
+                                                               dims)
+
+    def forward(self, hidden_states: Tensor) -> Tuple[Tensor, Tensor]:
+        """
+        Args:
+            hidden_states (Tensor): (num_layers, bs, num_queries, C) decoder outputs.
+
+        Returns:
+            tuple: soft-token logits (num_layers, bs, num_queries, num_soft_tokens) and boxes
+            (num_layers, bs, num_queries, 4), normalized (cx, cy, w, h) in [0, 1].
+        """
+        return self.class_embed(hidden_states), self.bbox_embed(hidden_states).sigmoid()
+
+    # ----------------------------------------------------------------------------------------- targets
+    def positive_maps(self, batch_data_samples: SampleList, offsets: Optional[Tensor], device) -> List[Tensor]:
+        """The soft-token target map of every ground-truth box, (num_gts, num_soft_tokens) per sample."""
+        maps = []
+        for b, ds in enumerate(batch_data_samples):
+            n = len(ds.gt_instances)
+            if self.soft_token_mode == 'sentence':
+                m = torch.zeros(n, 2, device=device)
+                m[:, 0] = 1
+            else:
+                if offsets.shape[1] > self.num_soft_tokens - 1:
+                    raise ValueError(f'text of {ds.get("img_path", b)} has {offsets.shape[1]} tokens, more '
+                                     f'than the head\'s num_soft_tokens - 1 = {self.num_soft_tokens - 1}')
+                m = spans_to_positive_map(ds.tokens_positive, offsets[b], self.num_soft_tokens,
+                                          text=ds.text)
+            maps.append(m)
+        return maps
+
+    def _match(self, logits: Tensor, boxes: Tensor, batch_data_samples: SampleList,
+               pos_maps: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
+        """Hungarian matching per image; returns (query indices, gt indices) per image."""
+        out = []
+        for b, ds in enumerate(batch_data_samples):
+            gt = ds.gt_instances
+            if len(gt) == 0:
+                empty = torch.zeros(0, dtype=torch.long, device=logits.device)
+                out.append((empty, empty))
+                continue
+            img_h, img_w = ds.img_shape
+            factor = boxes.new_tensor([img_w, img_h, img_w, img_h])
+            pred = InstanceData(scores=logits[b].detach(), bboxes=bbox_cxcywh_to_xyxy(boxes[b].detach()) * factor)
+            gt_inst = InstanceData(bboxes=gt.bboxes, labels=gt.labels, positive_maps=pos_maps[b])
+            res = self.assigner.assign(pred, gt_inst, img_meta=ds.metainfo)
+            q = torch.nonzero(res.gt_inds > 0, as_tuple=False).squeeze(-1)
+            out.append((q, res.gt_inds[q] - 1))
+        return out
+
+    # ------------------------------------------------------------------------------------------- losses
+    def loss(self, hidden_states: Tensor, batch_data_samples: SampleList, offsets: Optional[Tensor] = None,
+             text_memory: Optional[Tensor] = None, text_mask: Optional[Tensor] = None,
+             prefix: str = '') -> Dict[str, Tensor]:
+        """Losses of every decoder layer (the last one plain, the others as ``d{i}.``).
+
+        Args:
+            hidden_states (Tensor): (num_layers, bs, num_queries, C).
+            batch_data_samples: With ``gt_instances`` and ``tokens_positive``.
+            offsets (Tensor, optional): (bs, L, 2) token offsets (token mode, contrastive alignment).
+            text_memory (Tensor, optional): (bs, L, C_text) encoder output at the text positions
+                (contrastive alignment).
+            text_mask (Tensor, optional): (bs, L), True at real tokens.
+            prefix (str): Prepended to every loss name (e.g. ``'aux_dec.'``).
+        """
+        all_logits, all_boxes = self(hidden_states)
+        device = hidden_states.device
+        pos_maps = self.positive_maps(batch_data_samples, offsets, device)
+        num_gts = sum(len(ds.gt_instances) for ds in batch_data_samples)
+        num_boxes = reduce_mean(torch.tensor(float(num_gts), device=device)).clamp(min=1).item()
+        gt_norm = self._normalized_gts(batch_data_samples, device)
+        token_maps = None
+        if self.contrastive_align is not None:
+            token_maps = [spans_to_positive_map(ds.tokens_positive, offsets[b], offsets.shape[1],
+                                                normalize=False) > 0
+                          for b, ds in enumerate(batch_data_samples)]
+        losses = {}
+        num_layers = all_logits.shape[0]
+        layers = range(num_layers) if self.aux_loss else [num_layers - 1]
+        for i in layers:
+            name = prefix if i == num_layers - 1 else f'{prefix}d{i}.'
+            indices = self._match(all_logits[i], all_boxes[i], batch_data_samples, pos_maps)
+            layer_losses = self._layer_losses(all_logits[i], all_boxes[i], indices, pos_maps, gt_norm, num_boxes)
+            if token_maps is not None:
+                layer_losses['loss_contrastive_align'] = self._contrastive_align_loss(
+                    hidden_states[i], text_memory, text_mask, indices, token_maps, num_boxes)
+            losses.update({name + k: v for k, v in layer_losses.items()})
+        return losses
+
+    @staticmethod
+    def _normalized_gts(batch_data_samples: SampleList, device) -> List[Tensor]:
+        out = []
+        for ds in batch_data_samples:
+            img_h, img_w = ds.img_shape
+            factor = torch.tensor([img_w, img_h, img_w, img_h], dtype=torch.float32, device=device)
+            out.append(ds.gt_instances.bboxes.to(device).float() / factor)
+        return out
+
+    def _layer_losses(self, logits: Tensor, boxes: Tensor, indices, pos_maps, gt_norm, num_boxes: float
+                      ) -> Dict[str, Tensor]:
+        bs, nq, nt = logits.shape
+        batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])
+        query_idx = torch.cat([q for q, _ in indices])
+        target = logits.new_zeros(bs, nq, nt)
+        target[..., -1] = 1
+        weight = logits.new_full((bs, nq), self.eos_coef)
+        if len(query_idx):
+            target[batch_idx, query_idx] = torch.cat([pos_maps[b][g] for b, (_, g) in enumerate(indices)]).to(
+                logits.dtype)
+            weight[batch_idx, query_idx] = 1.0
+        loss_ce = -(logits.log_softmax(-1) * target).sum(-1)
+        loss_ce = (loss_ce * weight).sum() / num_boxes * self.loss_ce_weight
+
+        if len(query_idx):
+            src = boxes[batch_idx, query_idx]
+            tgt_xyxy = torch.cat([gt_norm[b][g] for b, (_, g) in enumerate(indices)])
+            loss_bbox = self.loss_bbox(src, bbox_xyxy_to_cxcywh(tgt_xyxy), avg_factor=num_boxes)
+            loss_iou = self.loss_iou(bbox_cxcywh_to_xyxy(src), tgt_xyxy, avg_factor=num_boxes)
+        else:
+            loss_bbox = loss_iou = boxes.sum() * 0
+        return dict(loss_ce=loss_ce, loss_bbox=loss_bbox, loss_iou=loss_iou)
+
+    def _contrastive_align_loss(self, hs: Tensor, text_memory: Tensor, text_mask: Tensor, indices,
+                                token_maps: List[Tensor], num_boxes: float) -> Tensor:
+        """MDETR's symmetric box-token InfoNCE over the matched queries' token maps."""
+        cfg = self.contrastive_align
+        q = F.normalize(self.contrastive_align_projection_image(hs), dim=-1)
+        t = F.normalize(self.contrastive_align_projection_text(text_memory), dim=-1)
+        logits = q @ t.transpose(1, 2) / cfg.get('temperature', 0.07)  # (bs, nq, L)
+        logits = logits.masked_fill(~text_mask[:, None, :], -1e4)
+        pos = torch.zeros_like(logits, dtype=torch.bool)
+        for b, (qi, gi) in enumerate(indices):
+            if len(qi):
+                pos[b, qi] = token_maps[b][gi]
+        pos_logits = logits.masked_fill(~pos, 0)
+        box_has = pos.any(2)
+        b2t = (-pos_logits.sum(2) / (pos.sum(2) + 1e-6) + logits.logsumexp(2)).masked_fill(~box_has, 0).sum()
+        tok_has = pos.any(1)
+        t2b = (-pos_logits.sum(1) / (pos.sum(1) + 1e-6) + logits.logsumexp(1)).masked_fill(~tok_has, 0).sum()
+        return (b2t + t2b) / 2 / num_boxes * cfg.get('loss_weight', 1.0)
+
+    # ---------------------------------------------------------------------------------------- inference
+    def predict(self, hidden_states: Tensor, batch_data_samples: SampleList, rescale: bool = True,
+                offsets: Optional[Tensor] = None) -> List[InstanceData]:
+        """Rank the queries of the last decoder layer for the whole expression.
+
+        The score of a query is ``1 - p(no object)`` (MDETR's referring-expression post-processing).
+
+        Returns:
+            list[InstanceData]: Per image, all queries sorted by score: ``bboxes`` (num_queries, 4) in
+            x1, y1, x2, y2 pixels of the original image (``rescale=True``) or of the network input,
+            ``scores`` and ``labels`` (zeros).
+        """
+        logits, boxes = self(hidden_states[-1:])
+        logits, boxes = logits[0], boxes[0]
+        scores = 1 - logits.softmax(-1)[..., -1]
+        results = []
+        for b, ds in enumerate(batch_data_samples):
+            img_h, img_w = ds.img_shape
+            xyxy = bbox_cxcywh_to_xyxy(boxes[b]) * boxes.new_tensor([img_w, img_h, img_w, img_h])
+            if rescale and 'scale_factor' in ds:
+                sx, sy = ds.scale_factor
+                xyxy = xyxy / xyxy.new_tensor([sx, sy, sx, sy])
+            if rescale and 'ori_shape' in ds:
+                oh, ow = ds.ori_shape
+                xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, ow)
+                xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, oh)
+            order = scores[b].argsort(descending=True)
+            results.append(InstanceData(bboxes=xyxy[order], scores=scores[b][order],
+                                        labels=torch.zeros_like(order), query_index=order))
+        return results
+

@@ -1,0 +1,3 @@
+from .low_level_fusion import LowLevelFusionNeck
+
+__all__ = ['LowLevelFusionNeck']

@@ -1,0 +1,3 @@
+from .match_costs import SoftTokenCost
+
+__all__ = ['SoftTokenCost']

@@ -1,0 +1,74 @@
+"""Tests of tools/analysis_tools/browse_dataset.py."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.structures import InstanceData
+from PIL import Image
+
+from mmvlg.datasets.transforms import replace_words_keep_spans
+from mmvlg.testing import tiny_synthref
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'browse_dataset.py')
+CONFIG = osp.join(REPO, 'configs', '_base_', 'datasets', 'synthref.py')
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('browse_dataset', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_browse_train_with_flips(tmp_path):
+    root = tiny_synthref(str(tmp_path / 'synthref'), num_scenes=2)
+    out = tmp_path / 'vis'
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''), MPLBACKEND='Agg')
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, CONFIG, '--output-dir', str(out), '--not-show', '--max-samples', '2',
+         '--cfg-options', f'train_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.generate=None',
+         'train_dataloader.dataset.pipeline.2.prob=1.0'],
+        capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(os.listdir(out))
+    assert len(files) == 2 and all(f.endswith('.jpg') for f in files)
+    for f in files:
+        with Image.open(out / f) as img:
+            assert img.size == (64, 64)
+    with open(osp.join(root, 'annotations', 'finetune_synthref_train.json')) as f:
+        captions = [im['caption'] for im in json.load(f)['images']]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('[browse]')]
+    assert len(lines) == 2
+    for i, line in enumerate(lines):
+        assert 'flip=True' in line
+        text = re.search(r"text='([^']*)'", line).group(1)
+        # the drawn expression is the flipped one
+        assert text == replace_words_keep_spans(captions[i], [], {'left': 'right', 'right': 'left'})[0]
+
+
+def packed_sample(flip: bool) -> DetDataSample:
+    sample = DetDataSample(metainfo=dict(text='t', img_shape=(32, 64), ori_shape=(64, 128), scale_factor=(0.5, 0.5),
+                                         flip=flip, ori_gt_bboxes=np.array([[10, 20, 30, 40]], np.float32)))
+    sample.gt_instances = InstanceData(bboxes=HorizontalBoxes(torch.tensor([[59., 10., 64., 20.]])),
+                                       labels=torch.zeros(1).long())
+    return sample
+
+
+def test_boxes_are_drawn_in_packed_image_coordinates():
+    tool = load_tool()
+    # train: the augmented boxes (gt_instances), not the original ones
+    torch.testing.assert_close(tool.boxes_in_image(packed_sample(True), 'train'), torch.tensor([[59., 10., 64., 20.]]))
+    # val/test: the metric's original boxes scaled to the resized image
+    torch.testing.assert_close(tool.boxes_in_image(packed_sample(False), 'test'), torch.tensor([[5., 10., 15., 20.]]))
+    drawable = tool.drawable_sample(packed_sample(True), 'train')
+    assert 'ori_gt_bboxes' not in drawable.metainfo and drawable.text == 't'
+    torch.testing.assert_close(drawable.gt_instances.bboxes, torch.tensor([[59., 10., 64., 20.]]))
