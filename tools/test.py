@@ -8,6 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmvlg.utils import register_all_modules
+from mmvlg.utils.dist_utils import setup_cpu_distributed
 
 
 def parse_args():
@@ -54,6 +55,8 @@ def main():
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         for ev in evaluators:
             ev['outfile_prefix'] = args.out
+    # Without CUDA a launcher means CPU processes: Gloo instead of NCCL, DDP without device_ids.
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.test()
 

@@ -8,6 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmvlg.utils import register_all_modules
+from mmvlg.utils.dist_utils import setup_cpu_distributed
 
 
 def parse_args():
@@ -60,6 +61,16 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    # A config that overrides custom_hooks must not lose SafeCheckpointHook: without it the checkpoints
+    # would need builtins.getattr to load and could not be resumed under torch.load(weights_only=True).
+    custom_hooks = list(cfg.get('custom_hooks', None) or [])
+    hook_types = [h.get('type', '') if isinstance(h, dict) else type(h) for h in custom_hooks]
+    if not any((t if isinstance(t, str) else getattr(t, '__name__', '')).split('.')[-1] == 'SafeCheckpointHook'
+               for t in hook_types):
+        custom_hooks.append(dict(type='SafeCheckpointHook'))
+        cfg.custom_hooks = custom_hooks
+    # Without CUDA a launcher means CPU processes: Gloo instead of NCCL, DDP without device_ids.
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

@@ -6,7 +6,8 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='mmdet.DetVisualizationHook'))
+    # mmdet's DetVisualizationHook, but test drawings are saved per sample, not per image file.
+    visualization=dict(type='SampleVisualizationHook'))
 # Keeps every saved checkpoint loadable with torch.load(weights_only=True).
 custom_hooks = [dict(type='SafeCheckpointHook')]
 

@@ -1,3 +1,4 @@
+from .backbones import *  # noqa: F401,F403
 from .detectors import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .language_models import *  # noqa: F401,F403

@@ -1,5 +1,12 @@
-from .checkpoint import SAFE_CHECKPOINT_GLOBALS, register_checkpoint_safe_globals, safe_load_checkpoint
+from .checkpoint import (
+                         SAFE_CHECKPOINT_GLOBALS,
+                         UnsafeCheckpointError,
+                         register_checkpoint_safe_globals,
+                         restore_checkpoint,
+                         safe_load_checkpoint,
+                         sanitize_checkpoint,
+)
 from .setup_env import register_all_modules
 
 __all__ = ['register_all_modules', 'register_checkpoint_safe_globals', 'safe_load_checkpoint',
-           'SAFE_CHECKPOINT_GLOBALS']
+           'SAFE_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError', 'sanitize_checkpoint', 'restore_checkpoint']

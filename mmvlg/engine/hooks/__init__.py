@@ -1,3 +1,6 @@
 from .checkpoint_safety_hook import SafeCheckpointHook
+from .param_checksum_hook import ParamChecksumHook, param_checksum
+from .sample_visualization_hook import SampleVisualizationHook
+from .siri_hook import SiRiHook
 
-__all__ = ['SafeCheckpointHook']
+__all__ = ['SafeCheckpointHook', 'ParamChecksumHook', 'param_checksum', 'SampleVisualizationHook', 'SiRiHook']

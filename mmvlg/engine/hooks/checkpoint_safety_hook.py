@@ -1,15 +1,38 @@
 from mmengine.hooks import Hook
 
 from mmvlg.registry import HOOKS
-from mmvlg.utils.checkpoint import sanitize_checkpoint
+from mmvlg.utils.checkpoint import restore_checkpoint, sanitize_checkpoint
 
 
 @HOOKS.register_module()
 class SafeCheckpointHook(Hook):
-    """Keep saved checkpoints loadable with ``torch.load(weights_only=True)``: numpy scalars that other
-    hooks or the message hub put into the checkpoint are turned into Python numbers before saving."""
+    """Keep saved checkpoints loadable with ``torch.load(weights_only=True)`` without allow-listing
+    ``builtins.getattr``.
+
+    Before saving, :func:`~mmvlg.utils.checkpoint.sanitize_checkpoint` stores the message hub's
+    ``HistoryBuffer``s as plain data (pickling them would pickle their statistics functions, which loads only
+    through ``getattr``) and turns numpy scalars into Python numbers. After loading,
+    :func:`~mmvlg.utils.checkpoint.restore_checkpoint` turns the buffers back into ``HistoryBuffer``s before
+    ``Runner.resume`` gives them to the message hub (``safe_load_checkpoint`` already does so for local
+    files; this covers checkpoints read through other backends).
+    """
 
     priority = 'VERY_LOW'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Sanitize ``checkpoint`` in place.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The checkpoint about to be saved.
+        """
         sanitize_checkpoint(checkpoint)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Restore the message hub's ``HistoryBuffer``s of ``checkpoint`` in place.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The loaded checkpoint.
+        """
+        restore_checkpoint(checkpoint)

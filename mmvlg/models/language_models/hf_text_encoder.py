@@ -1,7 +1,7 @@
 """Hugging Face text encoders (BERT, RoBERTa, ...) for grounding models, on transformers 5.x."""
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -93,10 +93,12 @@ class HFTextEncoder(BaseModule):
         import transformers
         self.name_or_path = name_or_path
         self.max_length = max_length
+        self.use_pooler = use_pooler
+        # The weights built here (pretrained, or the model's own random initialization) count as initialized:
+        # the first ``init_weights`` keeps them; a later one after ``_is_init`` was reset re-initializes.
+        self._built_weights = True
         if name_or_path is not None:
-            local = _is_local(name_or_path)
-            path = osp.expanduser(name_or_path)
-            kwargs = dict(local_files_only=True) if local or os.environ.get('HF_HUB_OFFLINE') else {}
+            path, kwargs = self._pretrained_source()
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
             self.model = transformers.AutoModel.from_pretrained(path, add_pooling_layer=use_pooler, **kwargs)
         else:
@@ -118,6 +120,41 @@ class HFTextEncoder(BaseModule):
         self.frozen = frozen
         if frozen:
             self.model.requires_grad_(False)
+
+    def _pretrained_source(self) -> Tuple[str, dict]:
+        """The path and the ``from_pretrained`` keyword arguments of ``name_or_path``."""
+        local = _is_local(self.name_or_path)
+        kwargs = dict(local_files_only=True) if local or os.environ.get('HF_HUB_OFFLINE') else {}
+        return osp.expanduser(self.name_or_path), kwargs
+
+    def init_weights(self) -> None:
+        """Initialize the weights.
+
+        The first call keeps the weights built by the constructor (the pretrained ones, or the random draw of
+        ``model_config``) and applies ``init_cfg`` if any. A later call, after ``_is_init`` was reset (e.g.
+        by :class:`~mmvlg.engine.hooks.SiRiHook` re-initializing the language backbone), restores the
+        initialization: the pretrained weights are loaded again from ``name_or_path``, and a
+        ``model_config`` model draws new random weights with its own (Hugging Face) initialization.
+        """
+        if not self._is_init and not self._built_weights:
+            self._reinitialize()
+        self._built_weights = False
+        super().init_weights()
+
+    @torch.no_grad()
+    def _reinitialize(self) -> None:
+        import transformers
+        if self.name_or_path is not None:
+            path, kwargs = self._pretrained_source()
+            pretrained = transformers.AutoModel.from_pretrained(path, add_pooling_layer=self.use_pooler, **kwargs)
+            self.model.load_state_dict(pretrained.state_dict(), strict=True)
+            del pretrained
+        else:
+            # Hugging Face skips modules and tensors flagged as initialized (e.g. loaded): clear the flags.
+            for obj in [*self.model.modules(), *self.model.parameters(), *self.model.buffers()]:
+                if getattr(obj, '_is_hf_initialized', False):
+                    obj._is_hf_initialized = False
+            self.model.init_weights()
 
     def tokenize(self, texts: List[str], device=None) -> Dict[str, Tensor]:
         """Tokenize a batch, padded to the longest text.

@@ -31,6 +31,14 @@ class MultiheadSDPA(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
+    def reset_parameters(self) -> None:
+        """Draw new weights as the constructor does (Xavier-uniform input projection, zero biases), e.g. for
+        re-initialization (:class:`~mmvlg.engine.hooks.SiRiHook`)."""
+        self.out_proj.reset_parameters()
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
     def _heads(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape
         return x.view(b, n, self.num_heads, -1).transpose(1, 2)

@@ -1,0 +1,405 @@
+"""Inference with grounding models: images and referring expressions in, ranked boxes out."""
+import copy
+import functools
+import json
+import os
+import os.path as osp
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import mmcv
+import mmengine
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmcv.transforms import Compose
+from mmcv.transforms import LoadAnnotations as MMCVLoadAnnotations
+from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
+from mmdet.structures import DetDataSample
+from mmengine.config import Config, ConfigDict
+from mmengine.infer import BaseInferencer
+from mmengine.registry import FUNCTIONS, init_default_scope
+from mmengine.visualization import Visualizer
+
+from mmvlg.registry import INFERENCERS, TRANSFORMS, VISUALIZERS
+
+ImageType = Union[str, np.ndarray]
+InputsType = Union[ImageType, Sequence[ImageType]]
+TextsType = Union[str, Sequence[Union[str, Sequence[str]]]]
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+DEFAULT_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackGroundingInputs')]
+
+
+def get_test_pipeline_cfg(cfg: Union[Config, ConfigDict]) -> List[dict]:
+    """The test pipeline of a config: ``test_dataloader.dataset.pipeline``, looking through dataset wrappers
+    (the first dataset of a ``ConcatDataset``, the inner dataset of a ``RepeatDataset``, ...).
+
+    Args:
+        cfg (Config): A full config.
+
+    Returns:
+        list[dict]: A copy of the pipeline; ``[LoadImageFromFile, PackGroundingInputs]`` when the config has
+        no test dataloader.
+    """
+    dataset = cfg.get('test_dataloader', {}).get('dataset')
+    while dataset is not None and 'pipeline' not in dataset:
+        if dataset.get('datasets'):
+            dataset = dataset['datasets'][0]
+        elif dataset.get('dataset') is not None:
+            dataset = dataset['dataset']
+        else:
+            dataset = None
+    if dataset is None:
+        return copy.deepcopy(DEFAULT_PIPELINE)
+    return [dict(step) for step in copy.deepcopy(dataset['pipeline'])]
+
+
+def _transform_class(step: dict) -> type:
+    kind = step['type']
+    if isinstance(kind, type):
+        return kind
+    cls = TRANSFORMS.get(kind)
+    if cls is None:
+        raise KeyError(f'transform {kind!r} of the test pipeline is not registered')
+    return cls
+
+
+class GroundingInferencePipeline:
+    """The test pipeline for inference: the config's pipeline without its annotation-loading steps (there is
+    no ground truth at inference), with the image loaded from a file or taken from an array.
+
+    Called on ``dict(img_path=..., text=...)`` or ``dict(img=<BGR array>, text=...)``.
+
+    Args:
+        pipeline (list[dict]): The config's test pipeline. Its image-loading step (a subclass of mmcv's
+            ``LoadImageFromFile``) is used for paths; ``mmdet.LoadImageFromNDArray`` replaces it for arrays.
+    """
+
+    def __init__(self, pipeline: Sequence[dict]) -> None:
+        loaders, rest = [], []
+        for step in pipeline:
+            cls = _transform_class(step)
+            if issubclass(cls, MMCVLoadImageFromFile):
+                loaders.append(step)
+            elif not issubclass(cls, MMCVLoadAnnotations):
+                rest.append(step)
+        if len(loaders) != 1:
+            raise ValueError(f'the test pipeline must have exactly one image-loading step, got {len(loaders)}: '
+                             f'{pipeline}')
+        ndarray_loader = dict(type='mmdet.LoadImageFromNDArray', to_float32=loaders[0].get('to_float32', False))
+        self.from_file = Compose([TRANSFORMS.build(t) for t in [loaders[0], *rest]])
+        self.from_ndarray = Compose([TRANSFORMS.build(t) for t in [ndarray_loader, *rest]])
+
+    def __call__(self, item: dict) -> dict:
+        return (self.from_ndarray if 'img' in item else self.from_file)(dict(item))
+
+
+@INFERENCERS.register_module()
+class GroundingInferencer(BaseInferencer):
+    """Referring-expression grounding of images: for each (image, expression) pair, the boxes ranked by score.
+
+    Preprocessing follows the config's test pipeline (``test_dataloader.dataset.pipeline``, the first
+    dataset's for a ``ConcatDataset``) without ``LoadGroundingAnnotations``; arrays are loaded with
+    ``mmdet.LoadImageFromNDArray``. Checkpoints are loaded with ``torch.load(weights_only=True)`` (mmvlg
+    registers :func:`mmvlg.utils.safe_load_checkpoint` as MMEngine's local loader).
+
+    Example:
+        >>> inferencer = GroundingInferencer('configs/mdetr/...synthref.py', 'epoch_6.pth', device='cpu')
+        >>> out = inferencer('scene.png', ['the red circle', 'the blue square'], topk=1)
+        >>> out['predictions'][0][1]  # image 0, expression 1
+        {'text': 'the blue square', 'bboxes': [[x1, y1, x2, y2]], 'scores': [0.93]}
+
+    Args:
+        model (str | Config | dict, optional): Config file path or config. None to read the config from the
+            checkpoint's ``meta['cfg']``.
+        weights (str, optional): Checkpoint path. Without it the model keeps its random weights (with a
+            warning).
+        device (str, optional): ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ... Defaults to the available device.
+        scope (str): Default registry scope. Defaults to ``'mmvlg'``.
+        show_progress (bool): Show a progress bar over the batches. Defaults to False.
+    """
+
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = {'topk', 'pred_score_thr'}
+    visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'img_out_dir'}
+    postprocess_kwargs: set = {'return_datasamples', 'print_result', 'pred_out_dir'}
+
+    def __init__(self,
+                 model: Union[str, Config, ConfigDict, dict, None] = None,
+                 weights: Optional[str] = None,
+                 device: Optional[str] = None,
+                 scope: str = 'mmvlg',
+                 show_progress: bool = False) -> None:
+        from mmvlg.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        init_default_scope(scope)
+        self.num_visualized_imgs = 0
+        super().__init__(model=model, weights=weights, device=device, scope=scope, show_progress=show_progress)
+
+    # ---------------------------------------------------------------------------------------- set-up
+    def _init_pipeline(self, cfg: Union[Config, ConfigDict]) -> Callable:
+        return GroundingInferencePipeline(get_test_pipeline_cfg(cfg))
+
+    def _init_collate(self, cfg: Union[Config, ConfigDict]) -> Callable:
+        # As Runner.build_dataloader: ``test_dataloader.collate_fn`` from MMEngine's FUNCTIONS (mmvlg has no
+        # FUNCTIONS registry of its own), ``pseudo_collate`` by default.
+        collate_cfg = copy.deepcopy(cfg.get('test_dataloader', {}).get('collate_fn', dict(type='pseudo_collate')))
+        kind = collate_cfg.pop('type')
+        collate_fn = FUNCTIONS.get(kind) if isinstance(kind, str) else kind
+        if collate_fn is None:
+            raise KeyError(f'collate function {kind!r} is not registered')
+        return functools.partial(collate_fn, **collate_cfg) if collate_cfg else collate_fn
+
+    def _init_visualizer(self, cfg: Union[Config, ConfigDict]) -> Optional[Visualizer]:
+        if 'visualizer' not in cfg:
+            cfg.visualizer = dict(type='GroundingVisualizer')
+        cfg.visualizer = dict(cfg.visualizer)
+        cfg.visualizer.pop('vis_backends', None)  # draw to arrays and files only; no TensorBoard etc.
+        cfg.visualizer.pop('save_dir', None)
+        name = cfg.visualizer.get('name', 'grounding_inferencer')
+        if Visualizer.check_instance_created(name):
+            name = f'{name}-{id(self)}-{len(Visualizer._instance_dict)}'
+        cfg.visualizer['name'] = name
+        return VISUALIZERS.build(cfg.visualizer)
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def _inputs_to_list(self, inputs: InputsType) -> list:
+        """A list of images: the inputs as a list, a directory replaced by its image files (sorted)."""
+        if isinstance(inputs, str) and osp.isdir(inputs):
+            names = sorted(n for n in os.listdir(inputs) if n.lower().endswith(IMG_EXTENSIONS))
+            return [osp.join(inputs, n) for n in names if osp.isfile(osp.join(inputs, n))]
+        return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+    def _pairs(self, inputs: InputsType, texts: TextsType) -> Tuple[List[ImageType], List[dict]]:
+        """Expand the inputs into images and (image, expression) items, in order.
+
+        A single image (or a directory) takes ``texts`` as one expression or a list of expressions (each
+        image of a directory gets all of them). A list of images takes one entry per image, each an
+        expression or a list of expressions, or one expression for all.
+        """
+        single = not isinstance(inputs, (list, tuple))
+        images = self._inputs_to_list(inputs)
+        if not images:
+            raise ValueError('no input images')
+        if isinstance(texts, str):
+            per_image = [[texts]] * len(images)
+        elif not isinstance(texts, (list, tuple)):
+            raise TypeError(f'texts must be a string or a list, got {type(texts).__name__}')
+        elif single:
+            if not all(isinstance(t, str) for t in texts):
+                raise TypeError('for a single image, texts must be a string or a list of strings')
+            per_image = [list(texts)] * len(images)
+        else:
+            if len(texts) != len(images):
+                raise ValueError(f'got {len(images)} images but {len(texts)} entries in texts; give one '
+                                 'expression (or a list of expressions) per image, or a single string for all')
+            per_image = [[t] if isinstance(t, str) else list(t) for t in texts]
+        items = []
+        for i, (image, expressions) in enumerate(zip(images, per_image)):
+            if not expressions:
+                raise ValueError(f'image {i} has no expression')
+            if not isinstance(image, (str, np.ndarray)):
+                raise TypeError(f'image {i}: expected a path or a numpy array, got {type(image).__name__}')
+            for j, text in enumerate(expressions):
+                if not isinstance(text, str) or not text.strip():
+                    raise ValueError(f'image {i}, expression {j}: expected a non-empty string, got {text!r}')
+                item = dict(img=image) if isinstance(image, np.ndarray) else dict(img_path=image)
+                item.update(text=text, img_id=i, image_index=i, text_index=j)
+                items.append(item)
+        return images, items
+
+    def preprocess(self, inputs: List[dict], batch_size: int = 1, **kwargs):
+        """Run the pipeline on each (image, expression) item and collate chunks of ``batch_size``."""
+        chunks = self._get_chunk_data(map(self.pipeline, inputs), batch_size)
+        yield from map(self.collate_fn, chunks)
+
+    # ---------------------------------------------------------------------------------------- running
+    @torch.no_grad()
+    def forward(self, inputs: dict, topk: Optional[int] = 1, pred_score_thr: float = 0.0) -> List[DetDataSample]:
+        """Predict a collated batch; keep the ``topk`` best boxes with a score of at least ``pred_score_thr``."""
+        preds = self.model.test_step(inputs)
+        for pred in preds:
+            inst = pred.pred_instances
+            inst = inst[inst.scores >= pred_score_thr]
+            pred.pred_instances = inst[:topk] if topk is not None else inst
+        return preds
+
+    def __call__(self,
+                 inputs: InputsType,
+                 texts: TextsType,
+                 batch_size: int = 1,
+                 topk: Optional[int] = 1,
+                 pred_score_thr: float = 0.0,
+                 return_vis: bool = False,
+                 show: bool = False,
+                 wait_time: float = 0,
+                 out_dir: str = '',
+                 return_datasamples: bool = False,
+                 print_result: bool = False) -> dict:
+        """Ground each expression in its image.
+
+        Args:
+            inputs (str | np.ndarray | list): An image path, a directory, a BGR ``uint8`` array (H, W, 3), or
+                a list of paths/arrays.
+            texts (str | list): For a single image: an expression or a list of expressions (each is
+                predicted). For a list of images: one entry per image, an expression or a list of them (or
+                one string for every image).
+            batch_size (int): (image, expression) pairs per forward pass. Defaults to 1.
+            topk (int, optional): Boxes kept per expression, best first; None keeps all queries.
+                Defaults to 1.
+            pred_score_thr (float): Drop boxes scoring lower. Defaults to 0.
+            return_vis (bool): Return the drawn images. Defaults to False.
+            show (bool): Show the drawn images in a window. Defaults to False.
+            wait_time (float): Seconds each shown image stays up. Defaults to 0.
+            out_dir (str): If given, write ``vis/<image>_<expression index>.jpg`` (drawings) and
+                ``preds/<image>.json`` (predictions) under it.
+            return_datasamples (bool): Return the ``DetDataSample``s instead of dicts. Defaults to False.
+            print_result (bool): Print the predictions. Defaults to False.
+
+        Returns:
+            dict: ``predictions``: per image, a list with one entry per expression: ``dict(text, bboxes,
+            scores)``, ``bboxes`` a list of [x1, y1, x2, y2] in original-image pixels sorted by ``scores``
+            (or the ``DetDataSample``). ``visualization``: per image, per expression, the drawn image
+            (RGB ``uint8``) with the expression as title and the best box in red (the other kept boxes in
+            orange); None unless ``return_vis``.
+        """
+        if topk is not None and topk < 1:
+            raise ValueError(f'topk must be >= 1 or None, got {topk}')
+        images, items = self._pairs(inputs, texts)
+        names = self._image_names(images)
+        self.num_visualized_imgs += len(images)
+        preds = []
+        batches = self.preprocess(items, batch_size=batch_size)
+        if self.show_progress:
+            from rich.progress import track
+            batches = track(batches, description='Inference', total=-(-len(items) // batch_size))
+        for data in batches:
+            preds.extend(self.forward(data, topk=topk, pred_score_thr=pred_score_thr))
+        img_out_dir = osp.join(out_dir, 'vis') if out_dir else ''
+        pred_out_dir = osp.join(out_dir, 'preds') if out_dir else ''
+        vis = self.visualize(list(zip(items, [names[it['image_index']] for it in items])), preds,
+                             return_vis=return_vis, show=show, wait_time=wait_time, img_out_dir=img_out_dir)
+        return self.postprocess(preds, vis, return_datasamples, print_result=print_result, pred_out_dir=pred_out_dir,
+                                items=items, names=names)
+
+    # -------------------------------------------------------------------------------------- outputs
+    def _image_names(self, images: List[ImageType]) -> List[str]:
+        names, used = [], set()
+        for i, image in enumerate(images):
+            if isinstance(image, str):
+                name = osp.splitext(osp.basename(image))[0]
+            else:
+                name = f'{self.num_visualized_imgs + i:08d}'
+            if name in used:
+                name = f'{name}_{i:08d}'
+            used.add(name)
+            names.append(name)
+        return names
+
+    def visualize(self, inputs: List[Tuple[dict, str]], preds: List[DetDataSample], return_vis: bool = False,
+                  show: bool = False, wait_time: float = 0, img_out_dir: str = '',
+                  **kwargs) -> Optional[List[np.ndarray]]:
+        """Draw each pair: the expression as title, the kept boxes (best in red) and their scores.
+
+        Args:
+            inputs (list[tuple[dict, str]]): Each pair's item (``img`` or ``img_path``, ``text``) and the name
+                of its image.
+            preds (list[DetDataSample]): The predictions, in the same order.
+
+        Returns:
+            list[np.ndarray] or None: RGB drawings, if anything is to be drawn.
+        """
+        if not (return_vis or show or img_out_dir):
+            return None
+        if self.visualizer is None:
+            raise ValueError('drawing needs a visualizer in the config')
+        drawings = []
+        cache: Dict[int, np.ndarray] = {}
+        for (item, name), pred in zip(inputs, preds):
+            index = item['image_index']
+            if index not in cache:
+                cache = {index: self._load_rgb(item)}  # pairs of one image are consecutive
+            out_file = osp.join(img_out_dir, f'{name}_{item["text_index"]}.jpg') if img_out_dir else None
+            if hasattr(self.visualizer, 'topk'):
+                self.visualizer.topk = max(len(pred.pred_instances), 1)
+            self.visualizer.add_datasample(name, cache[index], pred, draw_gt=False, draw_pred=True, show=show,
+                                           wait_time=wait_time, out_file=out_file)
+            drawings.append(self.visualizer.get_image())
+        return drawings
+
+    @staticmethod
+    def _load_rgb(item: dict) -> np.ndarray:
+        if 'img' in item:
+            img = item['img']
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, axis=2)
+            return np.ascontiguousarray(img[..., ::-1])
+        return mmcv.imfrombytes(mmengine.fileio.get(item['img_path']), channel_order='rgb')
+
+    def postprocess(self, preds: List[DetDataSample], visualization: Optional[List[np.ndarray]],
+                    return_datasamples: bool = False, print_result: bool = False, pred_out_dir: str = '',
+                    items: Optional[List[dict]] = None, names: Optional[List[str]] = None,
+                    **kwargs) -> Dict[str, Any]:
+        """Group the predictions (and drawings) per image, write and print them on request.
+
+        Returns:
+            dict: ``predictions`` and ``visualization`` as described in :meth:`__call__`.
+        """
+        num_images = len(names)
+        grouped: List[list] = [[] for _ in range(num_images)]
+        grouped_vis: Optional[List[list]] = None if visualization is None else [[] for _ in range(num_images)]
+        for k, (item, pred) in enumerate(zip(items, preds)):
+            index = item['image_index']
+            grouped[index].append(pred if return_datasamples else self.pred2dict(pred))
+            if grouped_vis is not None:
+                grouped_vis[index].append(visualization[k])
+        if pred_out_dir:
+            os.makedirs(pred_out_dir, exist_ok=True)
+            for name, results in zip(names, grouped):
+                dicts = [r if isinstance(r, dict) else self.pred2dict(r) for r in results]
+                with open(osp.join(pred_out_dir, f'{name}.json'), 'w') as f:
+                    json.dump(dicts, f)
+        if print_result:
+            print(json.dumps([[r if isinstance(r, dict) else self.pred2dict(r) for r in g] for g in grouped]))
+        return dict(predictions=grouped, visualization=grouped_vis)
+
+    @staticmethod
+    def pred2dict(pred: DetDataSample) -> dict:
+        """A JSON-serializable dict of one prediction: ``text``, ``bboxes`` and ``scores`` (best first)."""
+        inst = pred.pred_instances.cpu()
+        return dict(text=pred.metainfo.get('text', ''), bboxes=inst.bboxes.float().tolist(),
+                    scores=inst.scores.float().tolist())
+
+    # -------------------------------------------------------------------------------------- attention
+    @torch.no_grad()
+    def attention_map(self, image: ImageType, text: str, layers: Optional[Sequence[int]] = None) -> np.ndarray:
+        """The encoder's text-to-image attention for one (image, expression) pair, in original-image pixels.
+
+        The model's ``cross_modal_attention`` map (on the feature grid of the padded input) is upsampled
+        bilinearly to the padded input size, cropped to the valid (unpadded) image and resized back to the
+        original image size (undoing the test-time resize).
+
+        Args:
+            image (str | np.ndarray): Image path or BGR array.
+            text (str): The expression.
+            layers (list[int], optional): Encoder layers to sum. Defaults to all.
+
+        Returns:
+            np.ndarray: (H, W) float32 attention, H x W the original image size.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f'text must be a string, got {type(text).__name__}')
+        if not hasattr(self.model, 'cross_modal_attention'):
+            raise TypeError(f'{type(self.model).__name__} has no cross_modal_attention()')
+        _, items = self._pairs(image, text)
+        data = self.model.data_preprocessor(self.collate_fn([self.pipeline(items[0])]), False)
+        att = self.model.cross_modal_attention(data['inputs'], data['data_samples'],
+                                               layers=None if layers is None else list(layers))
+        sample = data['data_samples'][0]
+        att = F.interpolate(att[:, None].float(), size=data['inputs'].shape[-2:], mode='bilinear',
+                            align_corners=False)
+        h, w = sample.img_shape
+        att = att[..., :h, :w]
+        if tuple(sample.ori_shape) != (h, w):
+            att = F.interpolate(att, size=tuple(sample.ori_shape), mode='bilinear', align_corners=False)
+        return att[0, 0].cpu().numpy().astype(np.float32)

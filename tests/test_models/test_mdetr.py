@@ -1,0 +1,150 @@
+import copy
+
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from mmvlg.registry import MODELS
+from mmvlg.testing import demo_grounding_batch, get_config, tiny_mdetr_config
+from mmvlg.utils import register_all_modules
+
+register_all_modules()
+
+
+def _build(cfg):
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def _loss(model, batch):
+    data = model.data_preprocessor(batch, True)
+    return model(**data, mode='loss')
+
+
+@pytest.mark.parametrize('mode', ['sentence', 'token'])
+def test_loss_backward_predict(mode):
+    torch.manual_seed(0)
+    model = _build(tiny_mdetr_config(soft_token_mode=mode))
+    batch = demo_grounding_batch(2, image_shapes=[(64, 80), (48, 96)])
+    losses = _loss(model, batch)
+    # last layer plain, the other decoder layer as d0.
+    assert set(losses) == {'loss_ce', 'loss_bbox', 'loss_iou', 'd0.loss_ce', 'd0.loss_bbox', 'd0.loss_iou'}
+    sum(losses.values()).backward()
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        results = model(**data, mode='predict')
+        logits, boxes = model(**data, mode='tensor')
+    assert logits.shape == (2, 2, 4, model.bbox_head.num_soft_tokens) and boxes.shape == (2, 2, 4, 4)
+    for res, (h, w) in zip(results, [(64, 80), (48, 96)]):
+        pred = res.pred_instances
+        assert len(pred) == 4  # every query, ranked
+        assert torch.all(pred.scores[:-1] >= pred.scores[1:])
+        assert pred.bboxes[:, 0::2].max() <= w and pred.bboxes[:, 1::2].max() <= h
+
+
+def test_empty_gt_gives_zero_box_loss_and_positive_class_loss():
+    model = _build(tiny_mdetr_config())
+    batch = demo_grounding_batch(2)
+    for ds in batch['data_samples']:
+        ds.gt_instances = InstanceData(bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        ds.set_metainfo(dict(tokens_positive=[]))
+    losses = _loss(model, batch)
+    assert losses['loss_bbox'].item() == 0 and losses['loss_iou'].item() == 0
+    assert losses['loss_ce'].item() > 0
+
+
+def test_matching_assigns_the_closest_query():
+    """With a query predicting exactly the GT box and 'positive', Hungarian matching picks it."""
+    model = _build(tiny_mdetr_config())
+    head = model.bbox_head
+    batch = demo_grounding_batch(1, image_shapes=[(100, 100)])
+    ds = batch['data_samples'][0]
+    ds.gt_instances.bboxes = torch.tensor([[10., 20., 50., 80.]])
+    logits = torch.zeros(4, 2)
+    boxes = torch.full((4, 4), 0.5)
+    boxes[2] = torch.tensor([0.3, 0.5, 0.4, 0.6])  # the GT in normalized cx, cy, w, h
+    logits[2] = torch.tensor([5., -5.])
+    pos_maps = head.positive_maps([ds], None, 'cpu')
+    (q, g), = head._match(logits[None], boxes[None], [ds], pos_maps)
+    assert q.tolist() == [2] and g.tolist() == [0]
+
+
+def test_contrastive_align_loss():
+    cfg = tiny_mdetr_config(soft_token_mode='token')
+    cfg['bbox_head']['contrastive_align'] = dict(embed_dims=8, temperature=0.07, loss_weight=1.0, text_dims=32)
+    model = _build(cfg)
+    losses = _loss(model, demo_grounding_batch(2))
+    assert losses['loss_contrastive_align'].item() > 0
+    assert 'd0.loss_contrastive_align' in losses
+
+
+def test_multitask_aux_decoder_dropped_at_inference():
+    """Multi-task SiRi: the auxiliary decoder (constant queries) adds losses in training only; with the
+    same shared weights, inference equals the single-decoder model's."""
+    torch.manual_seed(0)
+    single = _build(tiny_mdetr_config())
+    multi = _build(tiny_mdetr_config(aux_decoder=True))
+    batch = demo_grounding_batch(2)
+    losses = _loss(multi, batch)
+    assert 'aux.loss_ce' in losses and 'aux.d0.loss_bbox' in losses
+    missing, unexpected = multi.load_state_dict(single.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(('aux_decoder.', 'aux_head.')) for k in missing)
+    assert 'aux_query_embedding' not in multi.state_dict()  # constant queries are not saved
+    single.eval(), multi.eval()
+    with torch.no_grad():
+        a = single(**single.data_preprocessor(batch, False), mode='predict')
+        b = multi(**multi.data_preprocessor(batch, False), mode='predict')
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.pred_instances.bboxes, y.pred_instances.bboxes)
+    cfg = tiny_mdetr_config(aux_decoder=True)
+    cfg['predict_with'] = 'aux'
+    aux_pred = _build(cfg)
+    aux_pred.eval()
+    with torch.no_grad():
+        out = aux_pred(**aux_pred.data_preprocessor(batch, False), mode='predict')
+    assert len(out[0].pred_instances) == 4
+
+
+def test_neck_without_fusion_and_attention_map():
+    model = _build(tiny_mdetr_config(with_fusion=False))
+    assert not hasattr(model.neck, 'add_feature')
+    batch = demo_grounding_batch(2, image_shapes=[(64, 64), (64, 32)])
+    model.eval()
+    data = model.data_preprocessor(batch, False)
+    with torch.no_grad():
+        att = model.cross_modal_attention(data['inputs'], data['data_samples'])
+    assert att.shape == (2, 2, 2)  # 64 / 32 stride
+    assert torch.all(att[1, :, 1:] == 0)  # padded half of the second image gets no attention
+
+
+def test_synthref_config_builds_and_trains_one_step():
+    cfg = get_config('mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py')
+    model = _build(cfg.model)
+    losses = _loss(model, demo_grounding_batch(2, image_shapes=[(128, 128)] * 2))
+    assert len(losses) == 9 and all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize('dataset', ['refcoco', 'refcoco+', 'refcocog'])
+def test_reference_configs_forward(dataset):
+    """The paper's configs (R101 + RoBERTa-base, 6+6 layers, 16 queries) build and run with random weights.
+    RoBERTa-base cannot be downloaded here, so its architecture is built from the config with a small
+    word vocabulary; the pretrained ResNet is not loaded (no init_weights)."""
+    cfg = get_config(f'mdetr/mdetr-star_r101_roberta-base_4xb18-55e_{dataset}.py')
+    assert cfg.model.num_queries == 16 and cfg.model.encoder.num_layers == 6 and cfg.model.decoder.num_layers == 6
+    assert cfg.model.backbone.depth == 101 and cfg.model.language_model.name_or_path == 'roberta-base'
+    assert cfg.train_dataloader.batch_size * 4 == 72 and cfg.train_cfg.max_epochs == 55
+    assert cfg.optim_wrapper.optimizer.lr == 5e-5
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['language_model'].lr_mult * 5e-5 == pytest.approx(1e-5)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.language_model = dict(type='HFTextEncoder', model_config=dict(model_type='roberta'),
+                                    tokenizer=dict(type='word', vocab='synthref'))
+    model = MODELS.build(model_cfg)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
+    assert 150 < trainable < 260, trainable
+    losses = _loss(model, demo_grounding_batch(1, image_shapes=[(64, 64)]))
+    assert all(torch.isfinite(v) for v in losses.values())
