@@ -4,7 +4,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='auto'),
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best=None),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # mmdet's DetVisualizationHook, but test drawings are saved per sample, not per image file.
     visualization=dict(type='SampleVisualizationHook'))

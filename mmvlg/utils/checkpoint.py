@@ -83,8 +83,9 @@ def safe_load_checkpoint(filename: str, map_location: Optional[Any] = 'cpu', res
         raise UnsafeCheckpointError(
             f'refused to load checkpoint {filename!r}: it cannot be read with torch.load(weights_only=True) '
             f'({_load_error_reason(err)}). A checkpoint that '
-            'needs to run code while unpickling is never loaded. If it is a trusted checkpoint of another '
-            'code base, convert it with the tools in tools/model_converters/.') from err
+            'needs to run code while unpickling is never loaded. If the file comes from a trusted source (e.g. '
+            'a plain MMEngine/MMDetection run), convert it with tools/model_converters/sanitize_checkpoint.py.'
+            ) from err
     return restore_checkpoint(checkpoint) if restore else checkpoint
 
 

@@ -2,8 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from mmvlg.models.layers import (DetrTransformerDecoderSDPA, MultiheadSDPA, VLTransformerEncoder, grid_points,
-                                 sine_embed_points)
+from mmvlg.models.layers import (
+    DetrTransformerDecoderSDPA,
+    MultiheadSDPA,
+    VLTransformerEncoder,
+    grid_points,
+    sine_embed_points,
+)
 
 
 def test_sdpa_matches_torch_multihead_attention():

