@@ -56,7 +56,7 @@ SPLIT_KINDS = {
     'testB': ('relation', ),
 }
 # 3: adds annotations/scenes_{split}.json (the finetune_*.json files and the images are those of version 2).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 @dataclass
@@ -69,13 +69,17 @@ class SynthRefConfig:
         image_size (int): Side of the square images in pixels.
         min_objects (int): Fewest objects in a scene.
         max_objects (int): Most objects in a scene.
+        small_size (tuple): Range of the half side of small objects, as a fraction of the image side.
+        big_size (tuple): Same for big objects.
         seed (int): Seed of the whole data set; each split and scene derive their own seeds from it.
     """
     num_scenes: Dict[str, int] = field(default_factory=lambda: dict(train=8000, val=500, testA=500, testB=500))
     expressions_per_scene: int = 2
     image_size: int = 128
     min_objects: int = 3
-    max_objects: int = 6
+    max_objects: int = 5
+    small_size: Tuple[float, float] = (0.07, 0.09)
+    big_size: Tuple[float, float] = (0.12, 0.15)
     seed: int = 0
     version: int = FORMAT_VERSION
 
@@ -103,7 +107,7 @@ def _place_objects(rng: np.random.Generator, cfg: SynthRefConfig) -> List[_Obj]:
     for shape in shapes:
         for _ in range(100):
             size = SIZES[int(rng.integers(2))]
-            r = s * (rng.uniform(0.05, 0.07) if size == 'small' else rng.uniform(0.10, 0.13))
+            r = s * rng.uniform(*(cfg.small_size if size == 'small' else cfg.big_size))
             cx, cy = rng.uniform(r + 2, s - r - 2, size=2)
             if all(max(abs(cx - o.cx), abs(cy - o.cy)) > r + o.r + 3 for o in objs):
                 color = list(COLORS)[int(rng.integers(len(COLORS)))]
@@ -292,7 +296,7 @@ def generate_synthref(root: str, cfg: Optional[SynthRefConfig] = None, force: bo
         str: ``root``.
     """
     cfg = cfg or SynthRefConfig()
-    meta = asdict(cfg)
+    meta = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as read back from meta.json
     meta_file = osp.join(root, 'meta.json')
     if not force and osp.isfile(meta_file):
         with open(meta_file) as f:

@@ -1,11 +1,12 @@
 # SynthRef, the embedded default: generated on first use under data/synthref (deterministic by seed).
 # 8000 train scenes x 2 expressions, 500 scenes each for val / testA (attribute + extreme expressions) /
-# testB (relation expressions); 128x128 images. See mmvlg/datasets/synthref.py.
+# testB (relation expressions); 128x128 images with 3-5 objects whose half sides are 7-9% (small) or 12-15%
+# (big) of the image side. See mmvlg/datasets/synthref.py.
 dataset_type = 'SynthRefDataset'
 data_root = 'data/synthref/'
 synthref_generate = dict(
     num_scenes=dict(train=8000, val=500, testA=500, testB=500), expressions_per_scene=2, image_size=128,
-    min_objects=3, max_objects=6, seed=0)
+    min_objects=3, max_objects=5, small_size=(0.07, 0.09), big_size=(0.12, 0.15), seed=0)
 backend_args = None
 
 # The images are 128x128 already: no resize. No random crop: it could cut away the anchor object of a

@@ -61,9 +61,10 @@ class SiRiHook(Hook):
     Under distributed training the re-initialized tensors are broadcast from rank 0, so all ranks hold
     identical weights. The round and the epoch/iteration of the last re-initialization are stored in every
     checkpoint (``meta['siri']``): resuming inside a round continues it, resuming at a round boundary
-    re-initializes once. With ``reinit='initial'`` the initial values are kept in
+    re-initializes once. With ``reinit='initial'`` the initial values of the whole model are kept in
     ``{work_dir}/siri_initial_state.pth``, written at the start of the run and read back on resume (from
-    the work dir or the folder of the checkpoint resumed from).
+    the work dir or the folder of the checkpoint resumed from), so that a run with another ``keep`` can also
+    resume from this run's checkpoints.
 
     After every validation the metric is logged with its round; the best checkpoint of each round is kept as
     ``siri_round{r}_best.pth`` and the last as ``siri_round{r}_last.pth`` (round 0 is the initial stage), and
@@ -155,7 +156,12 @@ class SiRiHook(Hook):
 
     # ------------------------------------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
-        """Check the loop length and the ``keep`` prefixes (training runs only)."""
+        """Check the loop length, the ``keep`` prefixes and the schedule (training runs only).
+
+        Raises:
+            ValueError: ``train_cfg.max_epochs``/``max_iters`` is not ``initial + num_rounds * round_length``,
+                a ``keep`` prefix matches nothing, or there is no scheduler config to restart.
+        """
         loop = getattr(runner, '_train_loop', None)
         if not isinstance(loop, BaseLoop):  # runner.val() / runner.test(): nothing to do
             return
@@ -199,24 +205,29 @@ class SiRiHook(Hook):
                 raise FileNotFoundError(f'SiRiHook: resuming with reinit="initial" needs the initial-state snapshot '
                                         f'{INITIAL_STATE_FILE} written by the start of this run; looked in '
                                         f'{candidates}')
-            self._initial_state = torch.load(found[0], map_location='cpu', weights_only=True)
+            snapshot = torch.load(found[0], map_location='cpu', weights_only=True)
             if found[0] != path and is_main_process():
                 shutil.copyfile(found[0], path)
-            missing = set(self.reinit_names(model)) - set(self._initial_state)
+            missing = set(self.reinit_names(model)) - set(snapshot)
             if missing:
-                raise KeyError(f'SiRiHook: {found[0]} lacks {sorted(missing)[:5]} (another model or keep?)')
-            return
-        self._initial_state = {n: t.detach().cpu().clone() for n, t in _named_tensors(model)
-                               if not _matches(n, self.keep)}
-        if is_main_process():
-            torch.save(self._initial_state, path)
+                raise KeyError(f'SiRiHook: {found[0]} lacks {sorted(missing)[:5]} (from another model?)')
+        else:
+            # The whole model is saved, so that a run with another ``keep`` can resume from this run's
+            # checkpoints (e.g. the Table 2 variants from the same initial stage); only what is re-initialized
+            # stays in memory.
+            snapshot = {n: t.detach().cpu().clone() for n, t in _named_tensors(model)}
+            if is_main_process():
+                torch.save(snapshot, path)
+        self._initial_state = {n: t for n, t in snapshot.items() if not _matches(n, self.keep)}
 
     # ---------------------------------------------------------------------------------------- the rounds
     def before_train_epoch(self, runner) -> None:
+        """Start a round if epoch ``runner.epoch`` is the first of one (epoch-based loops)."""
         if self.by_epoch:
             self._maybe_start_round(runner, runner.epoch)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Start a round if iteration ``runner.iter`` is the first of one (iteration-based loops)."""
         if not self.by_epoch:
             self._maybe_start_round(runner, runner.iter)
 
@@ -270,8 +281,9 @@ class SiRiHook(Hook):
                 for p in list(opt.state.keys()):
                     if id(p) in params:
                         del opt.state[p]
-            # The rebuilt (chainable) schedulers start from the current values: go back to the base values.
-            for group in opt.param_groups:
+            # The rebuilt (chainable) schedulers start from the current values: go back to the base values (in
+            # the wrapper's groups, which include the base settings that MMEngine logs as base_lr).
+            for group in wrapper.param_groups:
                 for key in [k for k in group if k.startswith('initial_')]:
                     if key[len('initial_'):] in group:
                         group[key[len('initial_'):]] = group[key]
@@ -289,10 +301,18 @@ class SiRiHook(Hook):
                                      for m in cfg['milestones']]
             if cfg.get('end', None) is None:  # the runner's default end is the whole run: make it the round's
                 cfg['end'] = self._round_length_in(runner, cfg)
-            begin = cfg.get('begin', 0)
-            if not math.isinf(cfg['end']) and cfg['end'] <= begin:  # shrunk to nothing: keep one step
-                one_iter = 1 / len(runner.train_dataloader) if cfg.get('convert_to_iter_based', False) else 1
-                cfg['end'] = begin + one_iter
+            # At least 2 steps (within the round): MMEngine's schedulers set their values at steps begin .. end - 1
+            # only, so a warm-up shrunk to 1 step would never reach its end value and leave the learning rate at
+            # its start value for the whole round.
+            begin, end = cfg.get('begin', 0), cfg['end']
+            if math.isinf(end):
+                continue
+            if cfg.get('convert_to_iter_based', False):
+                length = len(runner.train_dataloader)
+                if int(end * length) - int(begin * length) < 2:
+                    cfg['end'] = min(begin + 2 / length + 1e-9, max(self.round_length, begin + 1 / length))
+            elif end - begin < 2:
+                cfg['end'] = min(begin + 2, max(self._round_length_in(runner, cfg), begin + 1))
         return cfgs
 
     def _round_length_in(self, runner, cfg: dict) -> Union[int, float]:
@@ -329,7 +349,12 @@ class SiRiHook(Hook):
 
     # ---------------------------------------------------------------------------- evaluation, checkpoints
     def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        """Record the metric for the current round, save the round's best checkpoint, write the summary."""
+        """Record the metric for the current round, save the round's best checkpoint, write the summary.
+
+        Args:
+            runner (Runner): The runner.
+            metrics (dict, optional): The validation metrics; ``self.metric`` among them.
+        """
         if not self._training or not metrics or self.metric not in metrics:
             return
         value = float(metrics[self.metric])
@@ -345,10 +370,12 @@ class SiRiHook(Hook):
         self._write_summary(runner)
 
     def after_train_epoch(self, runner) -> None:
+        """Save the last checkpoint of a round that ends with this epoch (epoch-based loops)."""
         if self.by_epoch:
             self._maybe_save_last(runner, runner.epoch + 1)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """Save the last checkpoint of a round that ends with this iteration (iteration-based loops)."""
         if not self.by_epoch:
             self._maybe_save_last(runner, runner.iter + 1)
 
@@ -377,13 +404,24 @@ class SiRiHook(Hook):
                 json.dump(self.summary(), f, indent=1)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Store the round state in ``checkpoint['meta']['siri']``.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The checkpoint about to be saved.
+        """
         checkpoint.setdefault('meta', {})['siri'] = dict(
             round=self.round, last_reinit=self.last_reinit, by_epoch=self.by_epoch,
             history=copy.deepcopy(self.history))
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """On resume: restore the round, the history, and the round's schedulers (the runner then loads
-        their state from the checkpoint)."""
+        their state from the checkpoint).
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The loaded checkpoint.
+        """
         if not runner._resume:
             return
         meta = checkpoint.get('meta', {})
@@ -411,7 +449,7 @@ class SiRiHook(Hook):
 
 @torch.no_grad()
 def _fresh_init(model: nn.Module, keep: Sequence[str]) -> List[str]:
-    """New random values for everything outside ``keep``: ``reset_parameters`` of every module, then
+    """New random values for everything outside ``keep``: ``reset_parameters`` of every module (children first), then
     ``init_weights`` (``init_cfg``, pretrained weights included) of the top-level modules that hold
     re-initialized tensors. Kept tensors are restored afterwards, so ``keep`` may name nested modules.
 
@@ -424,7 +462,9 @@ def _fresh_init(model: nn.Module, keep: Sequence[str]) -> List[str]:
     for name, root in model.named_children():
         if all(_matches(f'{name}.{n}', keep) for n, _ in _named_tensors(root)):
             continue  # nothing to re-initialize here (or no tensors at all)
-        for sub in root.modules():
+        # Children before their parents, so that a parent's reset_parameters (e.g. MultiheadSDPA zeroing the
+        # bias of its out_proj) has the last word, as in its constructor.
+        for sub in reversed(list(root.modules())):
             if callable(getattr(sub, 'reset_parameters', None)):
                 sub.reset_parameters()
             if isinstance(sub, BaseModule):
