@@ -46,7 +46,7 @@ def test_layout(root):
         assert f'annotations/scenes_{split}.json' in files
         assert f'images/{split}/000000.png' in files
     with open(osp.join(root, 'meta.json')) as f:
-        assert json.load(f)['version'] == FORMAT_VERSION == 3
+        assert json.load(f)['version'] == FORMAT_VERSION
 
 
 def test_deterministic(root, tmp_path):

@@ -148,3 +148,24 @@ def test_reference_configs_forward(dataset):
     assert 150 < trainable < 260, trainable
     losses = _loss(model, demo_grounding_batch(1, image_shapes=[(64, 64)]))
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_constant_queries_with_grid_reference():
+    """Constant grid queries with reference boxes: at initialization every query's box sits on its own grid
+    cell, and there is no learnable query parameter."""
+    cfg = tiny_mdetr_config(num_queries=4)
+    cfg.update(queries='constant', grid_reference=True)
+    model = _build(cfg)
+    assert not hasattr(model, 'query_embedding') and 'query_constant' not in model.state_dict()
+    losses = _loss(model, demo_grounding_batch(2))
+    sum(losses.values()).backward()
+    torch.nn.init.zeros_(model.bbox_head.bbox_embed.layers[-1].weight)
+    torch.nn.init.zeros_(model.bbox_head.bbox_embed.layers[-1].bias)
+    model.eval()
+    batch = demo_grounding_batch(2)
+    with torch.no_grad():
+        _, boxes = model(**model.data_preprocessor(batch, False), mode='tensor')
+    torch.testing.assert_close(boxes[-1, 0], model.grid_reference_boxes)
+    torch.testing.assert_close(boxes[-1, 0, :, :2], torch.tensor([[1, 1], [2, 1], [1, 2], [2, 2]]) / 3)
+    with pytest.raises(ValueError, match='queries'):
+        MODELS.build(dict(cfg, queries='grid'))

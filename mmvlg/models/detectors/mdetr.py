@@ -47,6 +47,12 @@ class MDETR(BaseDetector):
             grid queries (``'constant'``) or its own learnable ones (``'learnable'``). Its losses are added
             with the prefix ``aux.``; it is not used at inference unless ``predict_with='aux'``.
         predict_with (str): ``'main'`` or ``'aux'``: which decoder predicts. Defaults to ``'main'``.
+        queries (str): Queries of the main decoder: ``'learnable'`` (MDETR/SiRi) or ``'constant'`` (SiRi's
+            sine-cosine grid queries, appendix A). Defaults to ``'learnable'``.
+        grid_reference (bool): With constant queries, predict each query's box relative to its grid cell
+            (reference box: the grid point, with the cell's size), which gives the queries a spatial prior
+            from the first step. Applies to the auxiliary decoder too when its queries are constant.
+            Defaults to False.
         data_preprocessor (dict): ``mmdet.DetDataPreprocessor``.
     """
 
@@ -62,6 +68,8 @@ class MDETR(BaseDetector):
                  text_dropout: float = 0.1,
                  aux_decoder: OptConfigType = None,
                  predict_with: str = 'main',
+                 queries: str = 'learnable',
+                 grid_reference: bool = False,
                  data_preprocessor: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -77,7 +85,19 @@ class MDETR(BaseDetector):
         self.num_queries = num_queries
         self.text_proj = FeatureResizer(self.language_model.embed_dims, self.embed_dims, text_dropout)
         self.positional_encoding = SinePositionalEncoding(**positional_encoding)
-        self.query_embedding = nn.Embedding(num_queries, self.embed_dims)
+        if queries not in ('learnable', 'constant'):
+            raise ValueError(f'queries must be "learnable" or "constant", got {queries!r}')
+        self.queries_type = queries
+        if queries == 'learnable':
+            self.query_embedding = nn.Embedding(num_queries, self.embed_dims)
+        else:
+            self.register_buffer('query_constant', sine_embed_points(grid_points(num_queries), self.embed_dims),
+                                 persistent=False)
+        self.grid_reference = grid_reference
+        if grid_reference:
+            side = 1.0 / (int(round(num_queries**0.5)) + 1)
+            ref = torch.cat([grid_points(num_queries), torch.full((num_queries, 2), side)], dim=-1)
+            self.register_buffer('grid_reference_boxes', ref, persistent=False)
         if predict_with not in ('main', 'aux'):
             raise ValueError(f'predict_with must be "main" or "aux", got {predict_with!r}')
         if predict_with == 'aux' and aux_decoder is None:
@@ -132,12 +152,19 @@ class MDETR(BaseDetector):
 
     def _queries(self, which: str, bs: int) -> Tensor:
         if which == 'main':
-            q = self.query_embedding.weight
+            q = self.query_embedding.weight if self.queries_type == 'learnable' else self.query_constant
         elif self.aux_queries_type == 'constant':
             q = self.aux_query_embedding
         else:
             q = self.aux_query_embedding_learned.weight
         return q[None].expand(bs, -1, -1)
+
+    def _reference(self, which: str) -> Optional[Tensor]:
+        """Reference boxes of the decoder's queries (constant queries with ``grid_reference``) or None."""
+        if not self.grid_reference:
+            return None
+        constant = self.queries_type == 'constant' if which == 'main' else self.aux_queries_type == 'constant'
+        return self.grid_reference_boxes if constant else None
 
     def decode(self, enc: dict, which: str = 'main') -> Tensor:
         """Run the main or the auxiliary decoder. Returns (num_layers, bs, num_queries, C)."""
@@ -152,10 +179,11 @@ class MDETR(BaseDetector):
         n = enc['num_img_tokens']
         head_kwargs = dict(offsets=enc['text']['offsets'], text_memory=enc['memory'][:, n:],
                            text_mask=enc['text']['mask'])
-        losses = self.bbox_head.loss(self.decode(enc, 'main'), batch_data_samples, **head_kwargs)
+        losses = self.bbox_head.loss(self.decode(enc, 'main'), batch_data_samples, reference=self._reference('main'),
+                                     **head_kwargs)
         if self.with_aux_decoder:
             losses.update(self.aux_head.loss(self.decode(enc, 'aux'), batch_data_samples, prefix='aux.',
-                                             **head_kwargs))
+                                             reference=self._reference('aux'), **head_kwargs))
         return losses
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
@@ -163,7 +191,8 @@ class MDETR(BaseDetector):
         (top-1 is the answer; the ranking gives Prec@5/@10)."""
         enc = self.encode(batch_inputs, batch_data_samples)
         head = self.bbox_head if self.predict_with == 'main' else self.aux_head
-        results = head.predict(self.decode(enc, self.predict_with), batch_data_samples, rescale=rescale)
+        results = head.predict(self.decode(enc, self.predict_with), batch_data_samples, rescale=rescale,
+                               reference=self._reference(self.predict_with))
         return self.add_pred_to_datasample(batch_data_samples, results)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
@@ -171,7 +200,7 @@ class MDETR(BaseDetector):
         (num_layers, bs, num_queries, ...)."""
         enc = self.encode(batch_inputs, batch_data_samples)
         head = self.bbox_head if self.predict_with == 'main' else self.aux_head
-        return head(self.decode(enc, self.predict_with))
+        return head(self.decode(enc, self.predict_with), self._reference(self.predict_with))
 
     def cross_modal_attention(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                               layers: Optional[List[int]] = None) -> Tensor:

@@ -3,7 +3,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.layers import MLP
+from mmdet.models.layers import MLP, inverse_sigmoid
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import reduce_mean
@@ -84,16 +84,22 @@ class MDETRHead(BaseModule):
             self.contrastive_align_projection_text = nn.Linear(contrastive_align.get('text_dims', embed_dims),
                                                                dims)
 
-    def forward(self, hidden_states: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, hidden_states: Tensor, reference: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """
         Args:
             hidden_states (Tensor): (num_layers, bs, num_queries, C) decoder outputs.
+            reference (Tensor, optional): (num_queries, 4) reference boxes (cx, cy, w, h) in (0, 1): the box
+                head then predicts offsets in logit space from each query's reference box (the anchor/
+                reference-point parametrization of Deformable and Anchor DETR), instead of absolute boxes.
 
         Returns:
             tuple: soft-token logits (num_layers, bs, num_queries, num_soft_tokens) and boxes
             (num_layers, bs, num_queries, 4), normalized (cx, cy, w, h) in [0, 1].
         """
-        return self.class_embed(hidden_states), self.bbox_embed(hidden_states).sigmoid()
+        box_logits = self.bbox_embed(hidden_states)
+        if reference is not None:
+            box_logits = box_logits + inverse_sigmoid(reference.to(box_logits.dtype))
+        return self.class_embed(hidden_states), box_logits.sigmoid()
 
     # ----------------------------------------------------------------------------------------- targets
     def positive_maps(self, batch_data_samples: SampleList, offsets: Optional[Tensor], device) -> List[Tensor]:
@@ -135,7 +141,7 @@ class MDETRHead(BaseModule):
     # ------------------------------------------------------------------------------------------- losses
     def loss(self, hidden_states: Tensor, batch_data_samples: SampleList, offsets: Optional[Tensor] = None,
              text_memory: Optional[Tensor] = None, text_mask: Optional[Tensor] = None,
-             prefix: str = '') -> Dict[str, Tensor]:
+             prefix: str = '', reference: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Losses of every decoder layer (the last one plain, the others as ``d{i}.``).
 
         Args:
@@ -146,8 +152,9 @@ class MDETRHead(BaseModule):
                 (contrastive alignment).
             text_mask (Tensor, optional): (bs, L), True at real tokens.
             prefix (str): Prepended to every loss name (e.g. ``'aux_dec.'``).
+            reference (Tensor, optional): (num_queries, 4) reference boxes, see :meth:`forward`.
         """
-        all_logits, all_boxes = self(hidden_states)
+        all_logits, all_boxes = self(hidden_states, reference)
         device = hidden_states.device
         pos_maps = self.positive_maps(batch_data_samples, offsets, device)
         num_gts = sum(len(ds.gt_instances) for ds in batch_data_samples)
@@ -225,7 +232,7 @@ class MDETRHead(BaseModule):
 
     # ---------------------------------------------------------------------------------------- inference
     def predict(self, hidden_states: Tensor, batch_data_samples: SampleList, rescale: bool = True,
-                offsets: Optional[Tensor] = None) -> List[InstanceData]:
+                offsets: Optional[Tensor] = None, reference: Optional[Tensor] = None) -> List[InstanceData]:
         """Rank the queries of the last decoder layer for the whole expression.
 
         The score of a query is ``1 - p(no object)`` (MDETR's referring-expression post-processing).
@@ -235,7 +242,7 @@ class MDETRHead(BaseModule):
             x1, y1, x2, y2 pixels of the original image (``rescale=True``) or of the network input,
             ``scores`` and ``labels`` (zeros).
         """
-        logits, boxes = self(hidden_states[-1:])
+        logits, boxes = self(hidden_states[-1:], reference)
         logits, boxes = logits[0], boxes[0]
         scores = 1 - logits.softmax(-1)[..., -1]
         results = []
