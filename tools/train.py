@@ -41,16 +41,12 @@ def main():
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
+    if args.amp and cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
         import torch
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper == 'AmpOptimWrapper':
-            pass
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('dtype', 'bfloat16' if not torch.cuda.is_available() else 'float16')
-            if cfg.optim_wrapper.dtype == 'float16':
-                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('dtype', 'float16' if torch.cuda.is_available() else 'bfloat16')
+        if cfg.optim_wrapper.dtype == 'float16':
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise RuntimeError('--auto-scale-lr needs "auto_scale_lr.base_batch_size" in the config')
