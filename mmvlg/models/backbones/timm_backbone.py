@@ -61,11 +61,17 @@ class TimmBackbone(BaseModule):
             every shape checked.
         frozen_stages (int): Freeze the stem and the first ``frozen_stages`` stages (-1: nothing).
         norm_eval (bool): Keep BatchNorm layers in eval mode (frozen statistics) during training.
+        norm_eps (float, optional): Set the epsilon of every BatchNorm layer. MDETR replaces timm's BatchNorm
+            layers by its ``FrozenBatchNorm2d`` with epsilon 1e-5, while timm's ``tf_`` EfficientNets use 1e-3:
+            its released EfficientNet checkpoints need ``norm_eps=1e-5``. Defaults to None (timm's).
+        freeze_norm (bool): Freeze the BatchNorm affine parameters too (MDETR's ``FrozenBatchNorm2d``; use with
+            ``norm_eval=True``). Defaults to False.
         **kwargs: Passed to ``timm.create_model``.
     """
 
     def __init__(self, model_name: str, out_indices: Sequence[int] = (2, 3, 4), checkpoint: Optional[str] = None,
-                 frozen_stages: int = -1, norm_eval: bool = False, init_cfg=None, **kwargs) -> None:
+                 frozen_stages: int = -1, norm_eval: bool = False, norm_eps: Optional[float] = None,
+                 freeze_norm: bool = False, init_cfg=None, **kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm
         self.model_name = model_name
@@ -76,6 +82,12 @@ class TimmBackbone(BaseModule):
         self.body = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=self.out_indices,
                                       **kwargs)
         self.out_channels = tuple(self.body.feature_info.channels())
+        for m in self.body.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                if norm_eps is not None:
+                    m.eps = norm_eps
+                if freeze_norm:
+                    m.requires_grad_(False)
         self._freeze()
 
     def _resolve(self, checkpoint: str) -> str:
