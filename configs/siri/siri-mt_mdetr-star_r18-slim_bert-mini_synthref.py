@@ -1,14 +1,14 @@
 # Multi-task SiRi (arXiv:2207.13325, section 3.3 and appendix A) on SynthRef: the SynthRef MDETR* with an
 # auxiliary decoder (own weights and head) fed with constant sine-cosine grid queries. The initial stage is
-# shorter than single-decoder SiRi's (4 instead of 6 epochs, as 35 instead of 55 in the paper), then 2 rounds of
-# 3 epochs that keep the encoder and re-initialize everything else, both decoders included. Drop the auxiliary
+# shorter than single-decoder SiRi's (2 instead of 3 epochs, as 35 instead of 55 in the paper), then 2 rounds of
+# 1 epoch that keep the encoder and re-initialize everything else, both decoders included. Drop the auxiliary
 # decoder for deployment with tools/model_converters/strip_aux_decoder.py.
-_base_ = ['../mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py']
+_base_ = ['../mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py']
 
 model = dict(aux_decoder=dict(decoder=_base_.model.decoder, head=_base_.model.bbox_head, queries='constant'))
 
-initial_epochs = 4
-round_epochs = 3
+initial_epochs = 2
+round_epochs = 1
 num_rounds = 2
 max_epochs = initial_epochs + num_rounds * round_epochs
 train_cfg = dict(max_epochs=max_epochs)

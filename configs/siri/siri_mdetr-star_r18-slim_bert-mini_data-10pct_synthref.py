@@ -1,13 +1,13 @@
 # SiRi on 10% of SynthRef's training expressions (whole scenes, a fixed subset), evaluated on the full
 # validation set: the small-data study of arXiv:2207.13325 (section 4.6, Fig. 8). As the paper trains longer on
-# small data, the epochs grow so that the stages have as many iterations as on the full set: 60 initial
-# epochs, then 2 rounds of 30 epochs.
+# small data, the epochs grow so that the stages have as many iterations as on the full set: 30 initial
+# epochs, then 2 rounds of 10 epochs.
 _base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
 
 train_dataloader = dict(dataset=dict(fraction=0.1))
 
-initial_epochs = 60
-round_epochs = 30
+initial_epochs = 30
+round_epochs = 10
 num_rounds = 2
 max_epochs = initial_epochs + num_rounds * round_epochs
 train_cfg = dict(max_epochs=max_epochs)

@@ -1,13 +1,13 @@
 # SiRi on 25% of SynthRef's training expressions (whole scenes, a fixed subset), evaluated on the full
 # validation set: the small-data study of arXiv:2207.13325 (section 4.6, Fig. 8). As the paper trains longer on
-# small data, the epochs grow so that the stages have as many iterations as on the full set: 24 initial
-# epochs, then 2 rounds of 12 epochs.
+# small data, the epochs grow so that the stages have as many iterations as on the full set: 12 initial
+# epochs, then 2 rounds of 4 epochs.
 _base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
 
 train_dataloader = dict(dataset=dict(fraction=0.25))
 
-initial_epochs = 24
-round_epochs = 12
+initial_epochs = 12
+round_epochs = 4
 num_rounds = 2
 max_epochs = initial_epochs + num_rounds * round_epochs
 train_cfg = dict(max_epochs=max_epochs)

@@ -1,11 +1,13 @@
 # SiRi on SynthRef, Table 2 mode (c) of arXiv:2207.13325.
 # Kept: V and D; the language backbone L and the encoder E are re-initialized.
 # V = ('backbone', 'neck'), L = ('language_model', 'text_proj'), E = ('encoder', ),
-# D = ('decoder', 'query_embedding', 'bbox_head'). To retrain from the same initial model as the base config
-# (as the paper does), resume from its round-0 checkpoint: see configs/siri/README.md.
+# D = ('decoder', 'bbox_head', 'token_grounding_head'). To retrain from the same
+# initial model as the base config (as the paper does), resume from its round-0 checkpoint: see
+# configs/siri/README.md.
 _base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
 
 custom_hooks = [
     dict(type='SafeCheckpointHook'),
-    dict(_base_.siri_hook, keep=('backbone', 'neck', 'decoder', 'query_embedding', 'bbox_head')),
+    dict(_base_.siri_hook,
+         keep=('backbone', 'neck', 'decoder', 'bbox_head', 'token_grounding_head')),
 ]

@@ -1,8 +1,9 @@
 # SiRi on SynthRef, Table 2 mode (b) of arXiv:2207.13325.
 # Kept: V, L and E; the decoder D is re-initialized.
 # V = ('backbone', 'neck'), L = ('language_model', 'text_proj'), E = ('encoder', ),
-# D = ('decoder', 'query_embedding', 'bbox_head'). To retrain from the same initial model as the base config
-# (as the paper does), resume from its round-0 checkpoint: see configs/siri/README.md.
+# D = ('decoder', 'bbox_head', 'token_grounding_head'). To retrain from the same
+# initial model as the base config (as the paper does), resume from its round-0 checkpoint: see
+# configs/siri/README.md.
 _base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
 
 custom_hooks = [

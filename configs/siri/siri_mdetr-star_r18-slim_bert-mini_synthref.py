@@ -1,13 +1,14 @@
-# SiRi (arXiv:2207.13325) on SynthRef, the CPU-sized counterpart of the RefCOCO configs: the SynthRef MDETR*
-# config (6 epochs) is the initial stage, followed by 2 retraining rounds of 3 epochs (12 epochs in all).
-# At the start of every round SiRiHook keeps the vision-language encoder and re-initializes everything else to
-# its initial values, resets the optimizer and restarts the schedule, stretched to the round's 3 epochs
-# (warm-up 100 iterations, cosine over 3 epochs). The variants *_keep-*_synthref.py keep other modules
-# (the paper's Table 2); *_data-*pct_synthref.py train on a fraction of the training set (section 4.6).
-_base_ = ['../mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py']
+# SiRi (arXiv:2207.13325) on SynthRef, the CPU-sized counterpart of the RefCOCO configs: the initial stage is
+# the SynthRef MDETR* config (3 epochs, its schedule), followed by 2 retraining rounds of 1 epoch (rounds are
+# shorter than the initial stage, as 30 vs 55 epochs in the paper). At the start of every round SiRiHook keeps
+# the vision-language encoder and re-initializes everything else to its initial values, resets the optimizer
+# and restarts the schedule, scaled to the round's length (warm-up 67 iterations, cosine over 1 epoch). The
+# variants *_keep-*_synthref.py keep other modules (the paper's Table 2); *_data-*pct_synthref.py train on a
+# fraction of the training set (section 4.6).
+_base_ = ['../mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py']
 
-initial_epochs = 6
-round_epochs = 3
+initial_epochs = 3
+round_epochs = 1
 num_rounds = 2
 max_epochs = initial_epochs + num_rounds * round_epochs
 train_cfg = dict(max_epochs=max_epochs)
@@ -19,9 +20,10 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 
-# Module names of MDETR* (the paper's Table 2): visual backbone V = ('backbone', 'neck'), language backbone
-# L = ('language_model', 'text_proj'), encoder E = ('encoder', ), decoder D = ('decoder', 'query_embedding',
-# 'bbox_head'). SiRi keeps E.
+# Module names of the SynthRef MDETR* (the paper's Table 2): visual backbone V = ('backbone', 'neck'), language
+# backbone L = ('language_model', 'text_proj'), encoder E = ('encoder', ), decoder D = ('decoder', 'bbox_head',
+# 'token_grounding_head'): its queries come from the scored encoder tokens, there is no query_embedding.
+# SiRi keeps E.
 siri_hook = dict(
     type='SiRiHook', initial=initial_epochs, round_length=round_epochs, num_rounds=num_rounds, keep=('encoder', ),
     reinit='initial', reset_optimizer='all', metric='refexp/Prec@1', rule='greater')

@@ -546,7 +546,8 @@ def test_two_processes_stay_identical_after_fresh_reinit(tmp_path, data_root):
 # ---------------------------------------------------------------------------------------------------------
 SIRI_CONFIGS = sorted(osp.relpath(p, osp.join(REPO_ROOT, 'configs'))
                       for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'siri', '*.py')))
-MODULES = ('backbone', 'neck', 'language_model', 'text_proj', 'encoder', 'decoder', 'query_embedding', 'bbox_head')
+MODULES = ('backbone', 'neck', 'language_model', 'text_proj', 'encoder', 'decoder', 'query_embedding', 'bbox_head',
+           'token_grounding_head')
 
 
 def _siri_hook_cfg(cfg: Config) -> dict:
@@ -596,6 +597,10 @@ def test_siri_configs_build(name, built_models):
     for prefix in keep:
         assert prefix in MODULES and any(n.startswith(prefix + '.') for n in names), prefix
     reinitialized = {n.split('.')[0] for n in names if n.split('.')[0] not in keep}
+    # every top-level module is named by Table 2's groups
+    others = {'aux_decoder', 'aux_head', 'aux_query_norm', 'aux_query_embedding', 'query_constant',
+              'data_preprocessor'}
+    assert {n.split('.')[0] for n in names} <= set(MODULES) | others
     assert 'encoder' in keep or 'encoder' in reinitialized
     if 'siri-mt' in name:  # both decoders re-initialized, the encoder kept
         assert {'decoder', 'aux_decoder', 'aux_head'} <= reinitialized and tuple(keep) == ('encoder', )
@@ -604,7 +609,8 @@ def test_siri_configs_build(name, built_models):
 def test_siri_table2_variants_cover_the_paper():
     """Table 2's modes (a)-(h): the kept modules of each SynthRef variant config."""
     visual, language, encoder = {'backbone', 'neck'}, {'language_model', 'text_proj'}, {'encoder'}
-    decoder = {'decoder', 'query_embedding', 'bbox_head'}
+    # the SynthRef model's queries come from the tokens scored by token_grounding_head (no query_embedding)
+    decoder = {'decoder', 'bbox_head', 'token_grounding_head'}
     expected = {'keep-vlencdec': visual | language | encoder | decoder, 'keep-vlenc': visual | language | encoder,
                 'keep-vdec': visual | decoder, 'keep-venc': visual | encoder, 'keep-lenc': language | encoder,
                 'keep-encdec': encoder | decoder, 'keep-dec': decoder, 'keep-enc': encoder}

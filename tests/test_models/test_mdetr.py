@@ -123,10 +123,12 @@ def test_neck_without_fusion_and_attention_map():
 
 
 def test_synthref_config_builds_and_trains_one_step():
-    cfg = get_config('mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py')
+    cfg = get_config('mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py')
     model = _build(cfg.model)
     losses = _loss(model, demo_grounding_batch(2, image_shapes=[(128, 128)] * 2))
-    assert len(losses) == 9 and all(torch.isfinite(v) for v in losses.values())
+    # 3 decoder layers x (ce, bbox, iou) + the dense token-grounding loss
+    assert len(losses) == 10 and all(torch.isfinite(v) for v in losses.values())
+    assert 'loss_token_grounding' in losses and not hasattr(model, 'query_embedding')
 
 
 @pytest.mark.parametrize('dataset', ['refcoco', 'refcoco+', 'refcocog'])
@@ -169,3 +171,35 @@ def test_constant_queries_with_grid_reference():
     torch.testing.assert_close(boxes[-1, 0, :, :2], torch.tensor([[1, 1], [2, 1], [1, 2], [2, 2]]) / 3)
     with pytest.raises(ValueError, match='queries'):
         MODELS.build(dict(cfg, queries='grid'))
+
+
+def test_batched_matching_equals_per_image_hungarian_assigner():
+    """The batched matcher gives mmdet's HungarianAssigner result for every image (0, 1 and 3 GTs)."""
+    from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+    from mmengine.structures import InstanceData
+    model = _build(tiny_mdetr_config())
+    head = model.bbox_head
+    batch = demo_grounding_batch(3, image_shapes=[(100, 120), (80, 60), (64, 64)])
+    samples = batch['data_samples']
+    torch.manual_seed(0)
+    samples[0].gt_instances = InstanceData(
+        bboxes=torch.tensor([[10., 20., 50., 80.], [0., 0., 30., 30.], [60., 10., 110., 90.]]),
+        labels=torch.zeros(3, dtype=torch.long))
+    samples[1].gt_instances = samples[1].gt_instances[:0]
+    nq = 6
+    logits = torch.randn(3, nq, 2)
+    boxes = torch.rand(3, nq, 4) * 0.5 + 0.2
+    pos_maps = head.positive_maps(samples, None, 'cpu')
+    batched = head._match(logits, boxes, samples, pos_maps)
+    for b, ds in enumerate(samples):
+        q, g = batched[b]
+        if len(ds.gt_instances) == 0:
+            assert len(q) == 0 and len(g) == 0
+            continue
+        h, w = ds.img_shape
+        factor = boxes.new_tensor([w, h, w, h])
+        pred = InstanceData(scores=logits[b], bboxes=bbox_cxcywh_to_xyxy(boxes[b]) * factor)
+        gt = InstanceData(bboxes=ds.gt_instances.bboxes, labels=ds.gt_instances.labels, positive_maps=pos_maps[b])
+        res = head.assigner.assign(pred, gt, img_meta=ds.metainfo)
+        ref_q = torch.nonzero(res.gt_inds > 0).squeeze(-1)
+        assert sorted(zip(q.tolist(), g.tolist())) == sorted(zip(ref_q.tolist(), (res.gt_inds[ref_q] - 1).tolist()))

@@ -13,6 +13,7 @@ from mmvlg.registry import MODELS
 
 from ..language_models import FeatureResizer
 from ..layers import grid_points, sine_embed_points
+from ..layers.positional_encoding import siri_grid_query_embed
 
 
 @MODELS.register_module()
@@ -44,8 +45,11 @@ class MDETR(BaseDetector):
         text_dropout (float): Dropout of the text projection. Defaults to 0.1.
         aux_decoder (dict, optional): Multi-task SiRi: ``dict(decoder=..., head=..., queries='constant')``.
             A second decoder with its own head and weights on the same encoder memory, fed with constant
-            grid queries (``'constant'``) or its own learnable ones (``'learnable'``). Its losses are added
-            with the prefix ``aux.``; it is not used at inference unless ``predict_with='aux'``.
+            grid queries (``'constant'``), its own learnable ones (``'learnable'``), or the constant queries
+            of the authors' released code (``'siri'``: :func:`~mmvlg.models.layers.positional_encoding.\
+siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, their ``pos_trans_norm``). Its
+            losses are added with the prefix ``aux.``; it is not used at inference unless ``predict_with='aux'``
+            (the authors' multi-task code predicts with it).
         predict_with (str): ``'main'`` or ``'aux'``: which decoder predicts. Defaults to ``'main'``.
         queries (str): Queries of the main decoder: ``'learnable'`` (MDETR/SiRi) or ``'constant'`` (SiRi's
             sine-cosine grid queries, appendix A). Defaults to ``'learnable'``.
@@ -53,6 +57,14 @@ class MDETR(BaseDetector):
             (reference box: the grid point, with the cell's size), which gives the queries a spatial prior
             from the first step. Applies to the auxiliary decoder too when its queries are constant.
             Defaults to False.
+        token_grounding_head (dict, optional): A training-only dense loss on the encoder's image tokens
+            (:class:`TokenGroundingHead`); not part of MDETR/SiRi, off in the reference configs.
+        token_queries (dict, optional): Two-stage queries for the main decoder (Deformable DETR's two-stage
+            variant, not part of MDETR/SiRi): ``dict(box_size=0.25)``. The ``num_queries`` image tokens that
+            ``token_grounding_head`` scores highest become the queries: each query is the sine embedding of
+            its token's cell centre, its initial content the token's encoder output, and the head predicts
+            its box relative to a reference box at that centre with sides ``box_size`` (normalized). Needs
+            ``token_grounding_head``.
         data_preprocessor (dict): ``mmdet.DetDataPreprocessor``.
     """
 
@@ -70,6 +82,8 @@ class MDETR(BaseDetector):
                  predict_with: str = 'main',
                  queries: str = 'learnable',
                  grid_reference: bool = False,
+                 token_grounding_head: OptConfigType = None,
+                 token_queries: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -88,11 +102,18 @@ class MDETR(BaseDetector):
         if queries not in ('learnable', 'constant'):
             raise ValueError(f'queries must be "learnable" or "constant", got {queries!r}')
         self.queries_type = queries
-        if queries == 'learnable':
+        if token_queries is not None:
+            pass  # the queries come from the encoder's best-scored image tokens
+        elif queries == 'learnable':
             self.query_embedding = nn.Embedding(num_queries, self.embed_dims)
         else:
             self.register_buffer('query_constant', sine_embed_points(grid_points(num_queries), self.embed_dims),
                                  persistent=False)
+        self.token_grounding_head = (MODELS.build(token_grounding_head) if token_grounding_head is not None
+                                     else None)
+        if token_queries is not None and self.token_grounding_head is None:
+            raise ValueError('token_queries needs a token_grounding_head to score the image tokens')
+        self.token_queries = dict(token_queries) if token_queries is not None else None
         self.grid_reference = grid_reference
         if grid_reference:
             side = 1.0 / (int(round(num_queries**0.5)) + 1)
@@ -114,8 +135,12 @@ class MDETR(BaseDetector):
                 self.register_buffer('aux_query_embedding', const, persistent=False)
             elif self.aux_queries_type == 'learnable':
                 self.aux_query_embedding_learned = nn.Embedding(num_queries, self.embed_dims)
+            elif self.aux_queries_type == 'siri':
+                self.register_buffer('aux_query_embedding', siri_grid_query_embed(num_queries, self.embed_dims),
+                                     persistent=False)
+                self.aux_query_norm = nn.LayerNorm(self.embed_dims)
             else:
-                raise ValueError(f'aux_decoder.queries must be "constant" or "learnable", '
+                raise ValueError(f'aux_decoder.queries must be "constant", "learnable" or "siri", '
                                  f'got {self.aux_queries_type!r}')
 
     # ------------------------------------------------------------------------------------- encoding
@@ -148,13 +173,16 @@ class MDETR(BaseDetector):
         x_mask = torch.cat([mask.flatten(1), ~text['mask']], dim=1)
         memory, weights = self.encoder(x, x_pos, x_mask, need_weights)
         return dict(memory=memory, memory_pos=x_pos, memory_mask=x_mask, text=text,
-                    num_img_tokens=img_tokens.shape[1], feat_shape=tuple(feat.shape[-2:]), attn_weights=weights)
+                    num_img_tokens=img_tokens.shape[1], feat_shape=tuple(feat.shape[-2:]),
+                    input_shape=(in_h, in_w), attn_weights=weights)
 
     def _queries(self, which: str, bs: int) -> Tensor:
         if which == 'main':
             q = self.query_embedding.weight if self.queries_type == 'learnable' else self.query_constant
         elif self.aux_queries_type == 'constant':
             q = self.aux_query_embedding
+        elif self.aux_queries_type == 'siri':
+            q = self.aux_query_norm(self.aux_query_embedding)
         else:
             q = self.aux_query_embedding_learned.weight
         return q[None].expand(bs, -1, -1)
@@ -166,12 +194,54 @@ class MDETR(BaseDetector):
         constant = self.queries_type == 'constant' if which == 'main' else self.aux_queries_type == 'constant'
         return self.grid_reference_boxes if constant else None
 
-    def decode(self, enc: dict, which: str = 'main') -> Tensor:
+    def _token_queries(self, enc: dict, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor]:
+        """Two-stage queries: the sine embeddings and reference boxes of the best-scored image tokens.
+
+        Returns:
+            tuple: queries (bs, num_queries, C), their initial content (the selected encoder tokens,
+            (bs, num_queries, C)) and reference boxes (bs, num_queries, 4) as normalized (cx, cy, w, h)
+            in the coordinates of each image (``img_shape``), like the head's boxes.
+        """
+        n = enc['num_img_tokens']
+        h, w = enc['feat_shape']
+        in_h, in_w = enc['input_shape']
+        if n < self.num_queries:
+            raise ValueError(f'token_queries: {n} image tokens, fewer than num_queries={self.num_queries}')
+        with torch.no_grad():
+            scores = self.token_grounding_head(enc['memory'][:, :n]).float()
+            scores = scores.masked_fill(enc['memory_mask'][:, :n], float('-inf'))
+            idx = scores.topk(self.num_queries, dim=1).indices  # (bs, k)
+            device = idx.device
+            cx = ((idx % w).float() + 0.5) * (in_w / w)
+            cy = ((idx // w).float() + 0.5) * (in_h / h)
+            size = torch.tensor([ds.img_shape for ds in batch_data_samples], dtype=torch.float32,
+                                device=device)  # (bs, 2) as (h, w)
+            centres = torch.stack([cx / size[:, 1:2], cy / size[:, 0:1]], dim=-1).clamp(0.01, 0.99)
+            side = centres.new_full(centres.shape, float(self.token_queries.get('box_size', 0.25)))
+            reference = torch.cat([centres, side], dim=-1)
+        queries = sine_embed_points(centres, self.embed_dims).to(enc['memory'].dtype)
+        content = enc['memory'][:, :n].gather(1, idx[..., None].expand(-1, -1, enc['memory'].shape[-1]))
+        return queries, content, reference
+
+    def decode(self, enc: dict, which: str = 'main', batch_data_samples: OptSampleList = None) -> Tensor:
         """Run the main or the auxiliary decoder. Returns (num_layers, bs, num_queries, C)."""
+        return self.decode_with_reference(enc, which, batch_data_samples)[0]
+
+    def decode_with_reference(self, enc: dict, which: str = 'main',
+                              batch_data_samples: OptSampleList = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """Run the main or the auxiliary decoder.
+
+        Returns:
+            tuple: hidden states (num_layers, bs, num_queries, C) and the queries' reference boxes for the
+            head (``(num_queries, 4)`` or ``(bs, num_queries, 4)``), or None when boxes are absolute.
+        """
         decoder = self.decoder if which == 'main' else self.aux_decoder
         memory = enc['memory']
+        if which == 'main' and self.token_queries is not None:
+            queries, content, reference = self._token_queries(enc, batch_data_samples)
+            return decoder(queries, memory, enc['memory_pos'], enc['memory_mask'], content), reference
         queries = self._queries(which, memory.shape[0]).to(memory.dtype)
-        return decoder(queries, memory, enc['memory_pos'], enc['memory_mask'])
+        return decoder(queries, memory, enc['memory_pos'], enc['memory_mask']), self._reference(which)
 
     # ------------------------------------------------------------------------------------ contracts
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
@@ -179,11 +249,16 @@ class MDETR(BaseDetector):
         n = enc['num_img_tokens']
         head_kwargs = dict(offsets=enc['text']['offsets'], text_memory=enc['memory'][:, n:],
                            text_mask=enc['text']['mask'])
-        losses = self.bbox_head.loss(self.decode(enc, 'main'), batch_data_samples, reference=self._reference('main'),
-                                     **head_kwargs)
+        hidden, reference = self.decode_with_reference(enc, 'main', batch_data_samples)
+        losses = self.bbox_head.loss(hidden, batch_data_samples, reference=reference, **head_kwargs)
+        if self.token_grounding_head is not None:
+            losses.update(self.token_grounding_head.loss(enc['memory'][:, :n], enc['memory_mask'][:, :n],
+                                                         batch_data_samples, enc['feat_shape'],
+                                                         tuple(batch_inputs.shape[-2:])))
         if self.with_aux_decoder:
-            losses.update(self.aux_head.loss(self.decode(enc, 'aux'), batch_data_samples, prefix='aux.',
-                                             reference=self._reference('aux'), **head_kwargs))
+            hidden, reference = self.decode_with_reference(enc, 'aux', batch_data_samples)
+            losses.update(self.aux_head.loss(hidden, batch_data_samples, prefix='aux.', reference=reference,
+                                             **head_kwargs))
         return losses
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
@@ -191,8 +266,8 @@ class MDETR(BaseDetector):
         (top-1 is the answer; the ranking gives Prec@5/@10)."""
         enc = self.encode(batch_inputs, batch_data_samples)
         head = self.bbox_head if self.predict_with == 'main' else self.aux_head
-        results = head.predict(self.decode(enc, self.predict_with), batch_data_samples, rescale=rescale,
-                               reference=self._reference(self.predict_with))
+        hidden, reference = self.decode_with_reference(enc, self.predict_with, batch_data_samples)
+        results = head.predict(hidden, batch_data_samples, rescale=rescale, reference=reference)
         return self.add_pred_to_datasample(batch_data_samples, results)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: OptSampleList = None) -> Tuple[Tensor, Tensor]:
@@ -200,7 +275,7 @@ class MDETR(BaseDetector):
         (num_layers, bs, num_queries, ...)."""
         enc = self.encode(batch_inputs, batch_data_samples)
         head = self.bbox_head if self.predict_with == 'main' else self.aux_head
-        return head(self.decode(enc, self.predict_with), self._reference(self.predict_with))
+        return head(*self.decode_with_reference(enc, self.predict_with, batch_data_samples))
 
     def cross_modal_attention(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                               layers: Optional[List[int]] = None) -> Tensor:

@@ -9,6 +9,7 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import reduce_mean
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from mmvlg.registry import MODELS, TASK_UTILS
@@ -120,22 +121,52 @@ class MDETRHead(BaseModule):
         return maps
 
     def _match(self, logits: Tensor, boxes: Tensor, batch_data_samples: SampleList,
-               pos_maps: List[Tensor]) -> List[Tuple[Tensor, Tensor]]:
-        """Hungarian matching per image; returns (query indices, gt indices) per image."""
-        out = []
-        for b, ds in enumerate(batch_data_samples):
-            gt = ds.gt_instances
-            if len(gt) == 0:
-                empty = torch.zeros(0, dtype=torch.long, device=logits.device)
+               pos_maps: List[Tensor], gt_norm: Optional[List[Tensor]] = None) -> List[Tuple[Tensor, Tensor]]:
+        """Hungarian matching of every image's queries to its ground truths.
+
+        The costs are the assigner's match costs (mmdet's ``BBoxL1Cost``, ``IoUCost`` and our
+        :class:`SoftTokenCost`), evaluated once for the whole batch on normalized boxes (queries of all
+        images against the ground truths of all images, as DETR's matcher does) instead of one assigner call
+        per image; each image's block then goes through ``scipy``'s ``linear_sum_assignment``, which is what
+        mmdet's ``HungarianAssigner`` runs. The result equals per-image ``HungarianAssigner.assign`` calls.
+
+        Args:
+            logits (Tensor): (bs, num_queries, num_soft_tokens).
+            boxes (Tensor): (bs, num_queries, 4) normalized (cx, cy, w, h).
+            pos_maps (list[Tensor]): Per image (num_gts, num_soft_tokens) target maps.
+            gt_norm (list[Tensor], optional): Per image (num_gts, 4) normalized (x1, y1, x2, y2) boxes
+                (computed from ``batch_data_samples`` when not given).
+
+        Returns:
+            list[tuple[Tensor, Tensor]]: Per image, (query indices, ground-truth indices).
+        """
+        if gt_norm is None:
+            gt_norm = self._normalized_gts(batch_data_samples, logits.device)
+        sizes = [len(g) for g in gt_norm]
+        empty = torch.zeros(0, dtype=torch.long, device=logits.device)
+        if sum(sizes) == 0:
+            return [(empty, empty) for _ in sizes]
+        bs, nq = logits.shape[:2]
+        pred = InstanceData(scores=logits.detach().flatten(0, 1),
+                            bboxes=bbox_cxcywh_to_xyxy(boxes.detach().flatten(0, 1).float()))
+        gts = InstanceData(bboxes=torch.cat(gt_norm).to(pred.bboxes), positive_maps=torch.cat(pos_maps),
+                           labels=torch.cat([ds.gt_instances.labels.to(logits.device).long()
+                                             for ds in batch_data_samples]))
+        unit = dict(img_shape=(1, 1))  # the boxes are normalized already
+        cost = sum(c(pred, gts, img_meta=unit) for c in self.assigner.match_costs)
+        cost = cost.view(bs, nq, -1).cpu()
+        if not torch.isfinite(cost).all():
+            raise ValueError('non-finite matching cost: the predicted boxes or logits contain NaN/Inf '
+                             '(the training diverged; lower the learning rate or check the inputs)')
+        out, start = [], 0
+        for b, n in enumerate(sizes):
+            if n == 0:
                 out.append((empty, empty))
                 continue
-            img_h, img_w = ds.img_shape
-            factor = boxes.new_tensor([img_w, img_h, img_w, img_h])
-            pred = InstanceData(scores=logits[b].detach(), bboxes=bbox_cxcywh_to_xyxy(boxes[b].detach()) * factor)
-            gt_inst = InstanceData(bboxes=gt.bboxes, labels=gt.labels, positive_maps=pos_maps[b])
-            res = self.assigner.assign(pred, gt_inst, img_meta=ds.metainfo)
-            q = torch.nonzero(res.gt_inds > 0, as_tuple=False).squeeze(-1)
-            out.append((q, res.gt_inds[q] - 1))
+            q, g = linear_sum_assignment(cost[b, :, start:start + n].numpy())
+            start += n
+            out.append((torch.as_tensor(q, dtype=torch.long, device=logits.device),
+                        torch.as_tensor(g, dtype=torch.long, device=logits.device)))
         return out
 
     # ------------------------------------------------------------------------------------------- losses
@@ -170,7 +201,7 @@ class MDETRHead(BaseModule):
         layers = range(num_layers) if self.aux_loss else [num_layers - 1]
         for i in layers:
             name = prefix if i == num_layers - 1 else f'{prefix}d{i}.'
-            indices = self._match(all_logits[i], all_boxes[i], batch_data_samples, pos_maps)
+            indices = self._match(all_logits[i], all_boxes[i], batch_data_samples, pos_maps, gt_norm)
             layer_losses = self._layer_losses(all_logits[i], all_boxes[i], indices, pos_maps, gt_norm, num_boxes)
             if token_maps is not None:
                 layer_losses['loss_contrastive_align'] = self._contrastive_align_loss(

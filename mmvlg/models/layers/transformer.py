@@ -129,18 +129,20 @@ class DetrTransformerDecoderSDPA(BaseModule):
                 nn.init.xavier_uniform_(p)
 
     def forward(self, query_pos: Tensor, memory: Tensor, memory_pos: Optional[Tensor],
-                memory_mask: Optional[Tensor]) -> Tensor:
+                memory_mask: Optional[Tensor], query_content: Optional[Tensor] = None) -> Tensor:
         """
         Args:
-            query_pos (Tensor): (bs, num_queries, C) query embeddings (the target starts at zero).
+            query_pos (Tensor): (bs, num_queries, C) query embeddings.
             memory (Tensor): (bs, num_tokens, C) encoder output.
             memory_pos (Tensor): (bs, num_tokens, C).
             memory_mask (Tensor): (bs, num_tokens), True at padding.
+            query_content (Tensor, optional): (bs, num_queries, C) initial target (DETR: zeros, the
+                default; two-stage queries: the selected encoder tokens).
 
         Returns:
             Tensor: (num_layers, bs, num_queries, C), the normalized output of every layer.
         """
-        tgt = torch.zeros_like(query_pos)
+        tgt = torch.zeros_like(query_pos) if query_content is None else query_content
         outs = []
         for layer in self.layers:
             tgt = layer(tgt, query_pos, memory, memory_pos, memory_mask)
