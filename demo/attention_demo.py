@@ -7,7 +7,7 @@ with the model's top-1 box on both.
 Example::
 
     python demo/attention_demo.py scene.png "the red circle left of the blue square" \\
-        configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py work_dirs/.../epoch_6.pth \\
+        configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py work_dirs/.../epoch_6.pth \\
         --out-file att.jpg --layers 0 1 2
 
 Prints one JSON line: ``text``, ``bbox`` and ``score`` of the top-1 box, ``layers`` and ``out_file``.

@@ -3,7 +3,7 @@
 Example::
 
     python demo/image_demo.py scene.png "the red circle left of the blue square" \\
-        configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py work_dirs/.../epoch_6.pth \\
+        configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py work_dirs/.../epoch_6.pth \\
         --out-file out.jpg --device cpu --topk 1
 
 Prints the predictions as one JSON line: a list with, per expression, ``text``, ``bboxes`` (x1, y1, x2, y2 in

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
 PY=${PYTHON:-python3}
-CONFIG=configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py
+CONFIG=configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py
 WORK_DIR=${1:-work_dirs/synthref_main}
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
 BEST=$(ls -t "$WORK_DIR"/best_refexp_Prec@1_*.pth 2>/dev/null | head -n 1)

@@ -6,7 +6,7 @@
 # mmvlg in editable mode. Each step is skipped when a check shows it is already done, and each step
 # is verified afterwards: the script stops with a message naming the step that did not work.
 #
-# Usage: bash tools/setup_env.sh [--tests]     (--tests also installs pytest and ruff)
+# Usage: bash tools/setup_env.sh [--tests]     (--tests also installs pytest, pytest-timeout and ruff)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -46,7 +46,7 @@ if ! check "import mmdet.models, mmengine, transformers, timm, pycocotools, scip
 fi
 
 # 4. Test tools.
-if [[ "${1:-}" == "--tests" ]] && ! check "import pytest, ruff"; then
+if [[ "${1:-}" == "--tests" ]] && ! check "import pytest, pytest_timeout, ruff"; then
   say "installing pytest and ruff"
   "${PIP[@]}" -r requirements/tests.txt
 fi

@@ -1,3 +1,4 @@
+from .caption import CaptionDataset
 from .flickr30k import Flickr30kEntitiesDataset
 from .refexp import (
     AnnotationError,
@@ -7,7 +8,14 @@ from .refexp import (
     RefCOCOPlusDataset,
     SynthRefDataset,
 )
+from .synthref_captions import SynthRefCaptionDataset, SynthRefCaptionsConfig, generate_synthref_captions
+from .synthref_vqa import SynthRefVQAConfig, SynthRefVQADataset, generate_synthref_vqa
 from .transforms import *  # noqa: F401,F403
+from .vqa import VQAv2Dataset, answer_soft_score, build_answer_list
 
-__all__ = ['AnnotationError', 'MDETRRefExpDataset', 'RefCOCODataset', 'RefCOCOPlusDataset', 'RefCOCOgDataset',
-           'SynthRefDataset', 'Flickr30kEntitiesDataset']
+__all__ = [
+    'AnnotationError', 'MDETRRefExpDataset', 'RefCOCODataset', 'RefCOCOPlusDataset', 'RefCOCOgDataset',
+    'SynthRefDataset', 'Flickr30kEntitiesDataset', 'CaptionDataset', 'SynthRefCaptionDataset',
+    'SynthRefCaptionsConfig', 'generate_synthref_captions', 'VQAv2Dataset', 'answer_soft_score',
+    'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa'
+]

@@ -6,3 +6,4 @@ from .layers import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .task_modules import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403
+from .vl_models import *  # noqa: F401,F403

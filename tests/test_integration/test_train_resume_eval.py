@@ -16,7 +16,7 @@ import pytest
 from mmvlg.testing._utils import REPO_ROOT
 from mmvlg.utils import safe_load_checkpoint
 
-CONFIG = osp.join(REPO_ROOT, 'configs', 'mdetr', 'mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py')
+CONFIG = osp.join(REPO_ROOT, 'configs', 'mdetr', 'mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py')
 NUM_SCENES = dict(train=4, val=2, testA=2, testB=2)
 TEST_SPLITS = ('val', 'testA', 'testB')
 

@@ -20,7 +20,7 @@ from mmvlg.testing import tiny_synthref
 from mmvlg.testing._utils import REPO_ROOT
 from mmvlg.utils import safe_load_checkpoint
 
-CONFIG = osp.join(REPO_ROOT, 'configs', 'mdetr', 'mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py')
+CONFIG = osp.join(REPO_ROOT, 'configs', 'mdetr', 'mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py')
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),

@@ -10,7 +10,7 @@ are set aside and ``init_weights`` is not called) and times, on a synthetic batc
 
 Examples::
 
-    python tools/analysis_tools/benchmark.py configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-6e_synthref.py \\
+    python tools/analysis_tools/benchmark.py configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py \\
         --mode train --batch 32 --shape 128 128 --iters 20 --device cpu
     python tools/analysis_tools/benchmark.py configs/mdetr/mdetr-star_r101_roberta-base_4xb18-55e_refcoco.py \\
         --mode infer --batch 16 --shape 480 640 --amp --device cuda \\

@@ -1,4 +1,9 @@
 from .phrase_grounding_metric import FlickrRecallMetric
 from .refexp_metric import RefExpMetric
+from .retrieval_metric import RetrievalRecallMetric, retrieval_recall
+from .vqa_metric import VQAAccuracy, normalize_answer, vqa_accuracy
 
-__all__ = ['RefExpMetric', 'FlickrRecallMetric']
+__all__ = [
+    'RefExpMetric', 'FlickrRecallMetric', 'RetrievalRecallMetric', 'retrieval_recall', 'VQAAccuracy',
+    'vqa_accuracy', 'normalize_answer'
+]

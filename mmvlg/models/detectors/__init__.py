@@ -1,3 +1,5 @@
+from .fiber import FIBER
+from .fiber_detection import FIBERObjectDetector
 from .mdetr import MDETR
 
-__all__ = ['MDETR']
+__all__ = ['MDETR', 'FIBER', 'FIBERObjectDetector']

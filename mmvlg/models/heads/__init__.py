@@ -1,3 +1,12 @@
+from .fiber_head import FIBERHead, GroundingDyHeadModule
+from .itc_head import ITCHead
+from .itm_head import ITMHead, sample_hard_negatives
 from .mdetr_head import MDETRHead
+from .mlm_head import MLMHead
+from .token_grounding_head import TokenGroundingHead
+from .vqa_head import VQAHead, load_answer_list
 
-__all__ = ['MDETRHead']
+__all__ = [
+    'MDETRHead', 'TokenGroundingHead', 'FIBERHead', 'GroundingDyHeadModule', 'ITCHead', 'ITMHead',
+    'sample_hard_negatives', 'MLMHead', 'VQAHead', 'load_answer_list'
+]

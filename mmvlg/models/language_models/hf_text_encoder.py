@@ -82,11 +82,15 @@ class HFTextEncoder(BaseModule):
         max_length (int): Longest tokenized text; longer texts are truncated. Defaults to 256.
         frozen (bool): Freeze the encoder (no gradients). Defaults to False.
         use_pooler (bool): Keep the model's pooler (for sentence-level heads). Defaults to False.
+        pretrained_weights (bool): With ``name_or_path``, load the folder's weights (default). If False, only
+            its tokenizer and ``config.json`` are read and the model gets random weights, e.g. when every
+            weight comes from a converted checkpoint (``tools/model_converters/mdetr_to_mmvlg.py``); then the
+            folder needs no weight file. Defaults to True.
     """
 
     def __init__(self, name_or_path: Optional[str] = None, model_config: Optional[dict] = None,
                  tokenizer: Optional[dict] = None, max_length: int = 256, frozen: bool = False,
-                 use_pooler: bool = False, init_cfg=None) -> None:
+                 use_pooler: bool = False, pretrained_weights: bool = True, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if (name_or_path is None) == (model_config is None):
             raise ValueError('HFTextEncoder: give exactly one of name_or_path (pretrained) and model_config')
@@ -94,13 +98,18 @@ class HFTextEncoder(BaseModule):
         self.name_or_path = name_or_path
         self.max_length = max_length
         self.use_pooler = use_pooler
+        self.pretrained_weights = pretrained_weights
         # The weights built here (pretrained, or the model's own random initialization) count as initialized:
         # the first ``init_weights`` keeps them; a later one after ``_is_init`` was reset re-initializes.
         self._built_weights = True
         if name_or_path is not None:
             path, kwargs = self._pretrained_source()
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
-            self.model = transformers.AutoModel.from_pretrained(path, add_pooling_layer=use_pooler, **kwargs)
+            if pretrained_weights:
+                self.model = transformers.AutoModel.from_pretrained(path, add_pooling_layer=use_pooler, **kwargs)
+            else:
+                config = transformers.AutoConfig.from_pretrained(path, **kwargs)
+                self.model = transformers.AutoModel.from_config(config, add_pooling_layer=use_pooler)
         else:
             cfg = dict(model_config)
             model_type = cfg.pop('model_type', 'bert')
@@ -144,7 +153,7 @@ class HFTextEncoder(BaseModule):
     @torch.no_grad()
     def _reinitialize(self) -> None:
         import transformers
-        if self.name_or_path is not None:
+        if self.name_or_path is not None and self.pretrained_weights:
             path, kwargs = self._pretrained_source()
             pretrained = transformers.AutoModel.from_pretrained(path, add_pooling_layer=self.use_pooler, **kwargs)
             self.model.load_state_dict(pretrained.state_dict(), strict=True)

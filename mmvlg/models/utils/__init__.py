@@ -1,3 +1,6 @@
+from .class_scores import SCORE_AGGREGATIONS, token_to_class_scores
+from .mlm_masking import mask_tokens
 from .positive_map import batch_positive_maps, spans_to_positive_map
 
-__all__ = ['spans_to_positive_map', 'batch_positive_maps']
+__all__ = ['spans_to_positive_map', 'batch_positive_maps', 'mask_tokens', 'token_to_class_scores',
+           'SCORE_AGGREGATIONS']

@@ -1,0 +1,109 @@
+"""Image-text contrastive (ITC) head: dual-encoder embeddings and the in-batch InfoNCE loss."""
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import get_rank, get_world_size
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmvlg.registry import MODELS
+
+from ..layers.cross_modal_pooler import CrossModalPooler
+
+
+def gather_with_grad(x: Tensor) -> Tensor:
+    """All-gather (bs, ...) along the batch across ranks, keeping the gradient of the local part
+    (``torch.distributed.nn.all_gather``); the input itself when not distributed."""
+    if get_world_size() == 1:
+        return x
+    from torch.distributed.nn import all_gather
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+@MODELS.register_module()
+class ITCHead(BaseModule):
+    r"""Image-text contrastive learning of FIBER's dual encoder (fusion off; arXiv:2206.07643 section 3.2).
+
+    The image tokens of the last Swin stage and the text tokens are projected to ``embed_dims``, pooled (mean
+    of the image tokens, first text token, each through a dense + tanh pooler as the authors' ``itc_pooler``)
+    and L2-normalized. With ``s = <v_i, t_j> / tau`` and a learnable temperature ``tau`` (0.07 at start,
+    clamped to ``temperature_range``), the loss is the mean of the image-to-text and text-to-image cross
+    entropies over in-batch negatives (:math:`N^2 - N` negative pairs). Under distributed training the
+    embeddings of all ranks are gathered (with gradients), so every rank's rows are contrasted against the
+    global batch. Pairs showing the same image (same ``img_id``, e.g. two captions of one COCO image) are all
+    positives, the target being uniform over them.
+
+    The authors' code adds ALBEF's 4096-entry feature queue (of past batches, without momentum encoder); this
+    head uses the (gathered) batch only, as the paper describes.
+
+    Args:
+        img_dims (int): Width of the image tokens.
+        text_dims (int): Width of the text tokens.
+        embed_dims (int): Embedding width. Defaults to 768.
+        temperature (float): Initial temperature. Defaults to 0.07.
+        learnable_temperature (bool): Learn it. Defaults to True.
+        temperature_range (tuple): Clamp range of the temperature. Defaults to (0.001, 1.0).
+        gather (bool): Gather the embeddings across ranks. Defaults to True.
+        loss_weight (float): Weight of ``loss_itc``. Defaults to 1.
+    """
+
+    def __init__(self, img_dims: int, text_dims: int, embed_dims: int = 768, temperature: float = 0.07,
+                 learnable_temperature: bool = True, temperature_range: Sequence[float] = (0.001, 1.0),
+                 gather: bool = True, loss_weight: float = 1.0, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.proj = CrossModalPooler(img_dims, text_dims, embed_dims)
+        self.temperature = torch.nn.Parameter(torch.tensor(float(temperature)),
+                                              requires_grad=learnable_temperature)
+        self.temperature_range = tuple(temperature_range)
+        self.gather = gather
+        self.loss_weight = loss_weight
+
+    def forward(self, img_tokens: Tensor, img_valid: Optional[Tensor], text_tokens: Tensor) -> Tuple[Tensor, Tensor]:
+        """L2-normalized embeddings: image (bs, D) and text (bs, D) from (bs, N, C_i) and (bs, L, C_t) tokens."""
+        out = self.proj(img_tokens, img_valid, text_tokens)
+        return F.normalize(out['image_cls'], dim=-1), F.normalize(out['text_cls'], dim=-1)
+
+    def tau(self) -> Tensor:
+        with torch.no_grad():
+            self.temperature.clamp_(*self.temperature_range)
+        return self.temperature
+
+    def similarity(self, img_emb: Tensor, text_emb: Tensor) -> Tensor:
+        """(n_img, n_text) cosine similarities divided by the temperature."""
+        return img_emb @ text_emb.t() / self.tau()
+
+    def loss(self, img_emb: Tensor, text_emb: Tensor, img_ids: Optional[Tensor] = None
+             ) -> Tuple[Dict[str, Tensor], Tensor]:
+        """The contrastive loss.
+
+        Args:
+            img_emb (Tensor): (bs, D) normalized image embeddings of this rank.
+            text_emb (Tensor): (bs, D) normalized text embeddings, pair i = (image i, text i).
+            img_ids (Tensor, optional): (bs,) int64 image ids; pairs with equal ids are positives.
+
+        Returns:
+            tuple: ``dict(loss_itc=...)`` and the local (bs, bs) image-to-text similarities (detached), from
+            which ITM's hard negatives are drawn.
+        """
+        bs = img_emb.shape[0]
+        gather = self.gather and get_world_size() > 1
+        offset = get_rank() * bs if gather else 0
+        if img_ids is None:  # every pair its own image, globally
+            img_ids = torch.arange(bs, device=img_emb.device) + offset
+        if gather:
+            from mmengine.dist import all_gather
+            all_img, all_text = gather_with_grad(img_emb), gather_with_grad(text_emb)
+            all_ids = torch.cat(all_gather(img_ids.contiguous()))
+        else:
+            all_img, all_text, all_ids = img_emb, text_emb, img_ids
+        tau = self.tau()
+        sim_i2t = img_emb @ all_text.t() / tau  # (bs, world*bs)
+        sim_t2i = text_emb @ all_img.t() / tau
+        pos = (img_ids[:, None] == all_ids[None, :]).float()
+        pos[torch.arange(bs), offset + torch.arange(bs)] = 1.0
+        target = pos / pos.sum(dim=1, keepdim=True)
+        loss_i2t = -(F.log_softmax(sim_i2t, dim=1) * target).sum(dim=1).mean()
+        loss_t2i = -(F.log_softmax(sim_t2i, dim=1) * target).sum(dim=1).mean()
+        local = sim_i2t[:, offset:offset + bs].detach()
+        return dict(loss_itc=self.loss_weight * (loss_i2t + loss_t2i) / 2), local
