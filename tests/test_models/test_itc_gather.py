@@ -27,9 +27,9 @@ def test_itc_gathers_across_ranks(tmp_path):
     img, txt = F.normalize(torch.randn(4, 4), dim=1), F.normalize(torch.randn(4, 4), dim=1)
     out = torch.zeros(2).share_memory_()
     os.environ.setdefault('OMP_NUM_THREADS', '1')
-    # fork: the workers inherit the imports (spawning would import torch and mmvlg again, ~10 s each)
+    # spawn, not fork: forking after the parent's OpenMP pool has run (any earlier test) can deadlock the children
     mp.start_processes(_worker, args=(str(tmp_path / 'init'), img, txt, out), nprocs=2, join=True,
-                       start_method='fork')
+                       start_method='spawn')
     s = img @ txt.t() / 0.07
     full = (F.cross_entropy(s, torch.arange(4)) + F.cross_entropy(s.t(), torch.arange(4))) / 2
     assert torch.allclose(out.mean(), full, atol=1e-5)
