@@ -173,3 +173,53 @@ def test_coco_reference_config():
     model_cfg.neck.update(in_channels=[32, 64, 128], out_channels=32)
     model_cfg.bbox_head.update(in_channels=32, feat_channels=32, lang_dim=32, num_dyhead_blocks=1)
     assert MODELS.build(model_cfg).score_agg == 'mean'
+
+
+def test_fine_grained_pretraining_config(tmp_path):
+    """The paper's fine-grained pre-training settings, and its three training sources (MDETR's mixed GoldG file,
+    Flickr30k Entities, Objects365 as grounding) pointed at tiny files: one sample of each goes through its own
+    pipeline into one batch, and a tiny model of the same structure takes a loss step on it."""
+    from mmvlg.testing import tiny_synthref
+    cfg = get_config('fiber/fiber_swin-b_roberta-base_coarse-init_64xb1-800k_goldg-o365.py')
+    m = cfg.model
+    assert m.type == 'FIBERObjectDetector' and m.backbone.num_fusion_layers == 6
+    assert m.backbone.visual_checkpoint is None and m.backbone.init_cfg.prefix == 'backbone.'
+    assert cfg.train_cfg.max_iters == 800000 and cfg.train_dataloader.batch_size == 1  # x 64 GPUs
+    opt = cfg.optim_wrapper
+    assert opt.type == 'AmpOptimWrapper' and opt.clip_grad.max_norm == 1.0
+    assert opt.optimizer.lr == 1e-4 and opt.optimizer.weight_decay == 0.01
+    assert opt.paramwise_cfg.custom_keys['backbone.language_model'].lr_mult * 1e-4 == pytest.approx(1e-5)
+    warmup, steps = cfg.param_scheduler
+    assert warmup.end == 2000 and warmup.start_factor == 1e-3 and not steps.by_epoch
+    assert [s / 800000 for s in steps.milestones] == [0.67, 0.89]
+    sources = cfg.train_dataloader.dataset.datasets
+    assert [s.type for s in sources] == ['MDETRRefExpDataset', 'Flickr30kEntitiesDataset',
+                                         'mmdet.Objects365V2Dataset']
+
+    root = tiny_synthref(str(tmp_path / 'synthref'), num_scenes=2)
+    ann_file = write_tiny_coco(tmp_path / 'o365')
+    small = dict(type='mmdet.Resize', scale=(96, 96), keep_ratio=True)
+    for src in sources:
+        src.pipeline = [small if t.type == 'RandomChoiceResize' else t for t in src.pipeline]
+        if src.type == 'mmdet.Objects365V2Dataset':
+            src.update(data_root=str(tmp_path / 'o365'), ann_file=ann_file, data_prefix=dict(img='images/'),
+                       metainfo=dict(classes=('circle', 'square', 'triangle')))
+        else:
+            src.update(data_root=root, ann_file='annotations/finetune_synthref_train.json',
+                       data_prefix=dict(img='images/'))
+    concat = DATASETS.build(cfg.train_dataloader.dataset)
+    firsts = [0, len(concat.datasets[0]), len(concat.datasets[0]) + len(concat.datasets[1])]
+    batch = pseudo_collate([concat[i] for i in firsts])
+    texts = [ds.text for ds in batch['data_samples']]
+    assert all(isinstance(t, str) and t for t in texts)
+    assert set(texts[2].split('. ')) <= {'circle', 'square', 'triangle'}  # a class-name prompt
+    for ds in batch['data_samples']:
+        assert len(ds.tokens_positive) == len(ds.gt_instances) > 0
+
+    model_cfg = copy.deepcopy(tiny_fiber_config())
+    model_cfg.update(type='FIBERObjectDetector', score_agg='mean')
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    losses = model(**model.data_preprocessor(batch, True), mode='loss')
+    assert all(torch.isfinite(v) for v in losses.values()) and losses['loss_cls'] > 0
