@@ -223,3 +223,78 @@ def test_fine_grained_pretraining_config(tmp_path):
     model.init_weights()
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
     assert all(torch.isfinite(v) for v in losses.values()) and losses['loss_cls'] > 0
+
+
+def _chunk_classes():
+    from mmvlg.datasets.synthref import COLORS, SHAPES
+    return [f'{c} {s}' for c in COLORS for s in SHAPES]
+
+
+def test_chunked_prompts():
+    names = _chunk_classes()
+    res = DetectionPrompt(class_names=names, chunk_size=4).transform(dict(gt_bboxes_labels=np.array([0, 5])))
+    chunks = res['prompt_chunks']
+    assert len(chunks) == -(-len(names) // 4) and res['text'] == chunks[0]['text']
+    for k, chunk in enumerate(chunks):
+        assert chunk['text'] == '. '.join(names[4 * k:4 * k + 4])
+        present = [c for c, sp in enumerate(chunk['class_spans']) if sp]
+        assert present == list(range(4 * k, min(4 * k + 4, len(names))))
+        for c in present:
+            (start, end), = chunk['class_spans'][c]
+            assert chunk['text'][start:end] == names[c]
+    assert res['gt_tokens_positive'] == [[[0, len(names[0])]], []]  # class 5 is in the second chunk
+    with pytest.raises(ValueError, match='chunk_size'):
+        DetectionPrompt(chunk_size=4, random_negatives=True)
+
+
+def test_chunked_prediction_merges_the_chunks():
+    """More classes than fit in max_length: one prompt is an error; chunks run once each and the merged
+    detections are the best of every chunk's detections (each class is in one chunk, so NMS per class holds)."""
+    from mmdet.structures import DetDataSample
+
+    from mmvlg.testing import demo_grounding_batch
+    names = _chunk_classes()
+    model = _detector('mean')
+    model.eval()
+    model.bbox_head.test_cfg['max_per_img'] = 30
+    batch = demo_grounding_batch(2, image_shapes=[(64, 80), (64, 80)])
+    full = DetectionPrompt(class_names=names).transform({})
+    chunked = DetectionPrompt(class_names=names, chunk_size=5).transform({})
+    for ds in batch['data_samples']:
+        ds.set_metainfo(dict(text=full['text'], class_spans=full['class_spans']))
+    with pytest.raises(ValueError, match='max_length'), torch.no_grad():
+        model(**model.data_preprocessor(batch, False), mode='predict')
+
+    for ds in batch['data_samples']:
+        ds.set_metainfo(dict(text=chunked['text'], class_spans=chunked['class_spans'],
+                             prompt_chunks=chunked['prompt_chunks']))
+    data = model.data_preprocessor(batch, False)
+    with torch.no_grad():
+        merged = [r.pred_instances for r in model(**data, mode='predict')]
+        per_chunk = []
+        for chunk in chunked['prompt_chunks']:
+            samples = [DetDataSample(metainfo={k: v for k, v in {**ds.metainfo, **chunk}.items()
+                                               if k != 'prompt_chunks'}) for ds in data['data_samples']]
+            per_chunk.append([r.pred_instances for r in model.predict(data['inputs'], samples)])
+    for b in range(2):
+        scores = torch.cat([p[b].scores for p in per_chunk])
+        labels = torch.cat([p[b].labels for p in per_chunk])
+        top = scores.argsort(descending=True)[:30]
+        assert len(merged[b]) == 30 and torch.equal(merged[b].scores, scores[top])
+        assert torch.equal(merged[b].labels, labels[top])
+        assert len(set(merged[b].labels.tolist())) > 5  # classes of more than one chunk
+
+
+def test_lvis_reference_config_evaluates_in_chunks():
+    from mmdet.datasets import LVISV1Dataset
+    cfg = get_config('fiber/fiber_swin-b_roberta-base_16xb2-24e_lvis.py')
+    assert cfg.train_dataloader.dataset.type == 'mmdet.LVISV1Dataset' and cfg.val_evaluator.type == 'mmdet.LVISMetric'
+    assert cfg.train_dataloader.dataset.return_classes and cfg.model.test_cfg.max_per_img == 300
+    prompt_cfg = [t for t in cfg.val_dataloader.dataset.pipeline if t.type == 'DetectionPrompt'][0]
+    assert 'prompt_chunks' in cfg.val_dataloader.dataset.pipeline[-1].meta_keys
+    prompt = DetectionPrompt(**{k: v for k, v in prompt_cfg.items() if k != 'type'})
+    names = LVISV1Dataset.METAINFO['classes']
+    res = prompt.transform(dict(text=names, gt_bboxes_labels=np.array([1202])))
+    assert len(res['prompt_chunks']) == 31  # 1203 classes, 40 per prompt
+    covered = [c for chunk in res['prompt_chunks'] for c, sp in enumerate(chunk['class_spans']) if sp]
+    assert covered == list(range(1203))

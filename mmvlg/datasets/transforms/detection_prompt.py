@@ -10,7 +10,7 @@ from mmvlg.registry import TRANSFORMS
 from .formatting import DEFAULT_META_KEYS
 
 #: :class:`~mmvlg.datasets.transforms.PackGroundingInputs` meta keys for detection-as-grounding samples.
-DETECTION_META_KEYS = tuple(DEFAULT_META_KEYS) + ('class_spans', )
+DETECTION_META_KEYS = tuple(DEFAULT_META_KEYS) + ('class_spans', 'prompt_chunks')
 
 Span = List[int]
 
@@ -70,6 +70,13 @@ class DetectionPrompt(BaseTransform):
     probability ``control_probs[0]`` one negative, ``control_probs[1]`` none, ``control_probs[2]`` all
     ``max_negatives``, else a uniform number in ``[1, max_negatives]``; then everything shuffled.
 
+    Data sets with more classes than fit in the text encoder's ``max_length`` (LVIS, some ODinW sets) are
+    evaluated in chunks, as GLIP/FIBER's chunked evaluation: with ``chunk_size`` (test time only) the classes, in
+    label order, are split into prompts of at most ``chunk_size`` names; ``prompt_chunks`` holds each chunk's
+    ``dict(text=..., class_spans=...)`` (``class_spans`` over all classes, empty for those of other chunks) and
+    ``text``/``class_spans`` are the first chunk's. :class:`~mmvlg.models.detectors.FIBERObjectDetector` runs
+    the model once per chunk and merges the detections.
+
     Args:
         class_names (Sequence[str], optional): The class names, if ``text`` does not hold them.
         separator (str): Between two class names. Defaults to ``'. '`` (FIBER's ``SEPARATION_TOKENS``).
@@ -77,11 +84,18 @@ class DetectionPrompt(BaseTransform):
         max_negatives (int): Most negatives drawn (the authors' ``RANDOM_SAMPLE_NEG``, 85 for COCO: all).
         control_probs (tuple): Probabilities of one negative / no negative / all negatives (the first three of
             the authors' ``CONTROL_PROB``, (0.05, 0.05, 0.5) for COCO).
+        chunk_size (int, optional): Classes per prompt for chunked evaluation (the authors' LVIS setting is
+            40). Defaults to None: one prompt of all classes.
     """
 
     def __init__(self, class_names: Optional[Sequence[str]] = None, separator: str = '. ',
                  random_negatives: bool = False, max_negatives: int = 85,
-                 control_probs: Sequence[float] = (0.05, 0.05, 0.5)) -> None:
+                 control_probs: Sequence[float] = (0.05, 0.05, 0.5), chunk_size: Optional[int] = None) -> None:
+        if chunk_size is not None and (chunk_size < 1 or random_negatives):
+            raise ValueError(f'DetectionPrompt: chunk_size must be a positive number of classes, for evaluation '
+                             f'only (random_negatives=False), got chunk_size={chunk_size}, '
+                             f'random_negatives={random_negatives}')
+        self.chunk_size = chunk_size
         if len(control_probs) != 3 or sum(control_probs) > 1 or min(control_probs) < 0:
             raise ValueError(f'DetectionPrompt: control_probs must be 3 probabilities summing to at most 1, got '
                              f'{control_probs}')
@@ -117,12 +131,23 @@ class DetectionPrompt(BaseTransform):
             num_neg = self._num_negatives(len(others))
             negatives = np.random.permutation(others)[:num_neg].tolist() if num_neg else []
             order = [int(c) for c in np.random.permutation(positives + negatives)]
-        prompt, spans = build_detection_prompt(names, order, self.separator)
+        if self.chunk_size is not None:
+            chunks = []
+            for start in range(0, len(names), self.chunk_size):
+                text, chunk_spans = build_detection_prompt(
+                    names, range(start, min(start + self.chunk_size, len(names))), self.separator)
+                chunks.append(dict(text=text, class_spans=[[sp] if sp is not None else [] for sp in chunk_spans]))
+            results['prompt_chunks'] = chunks
+        prompt, spans = build_detection_prompt(
+            names, range(min(self.chunk_size, len(names))) if self.chunk_size else order, self.separator)
         results['text'] = prompt
         results['class_spans'] = [[span] if span is not None else [] for span in spans]
-        results['gt_tokens_positive'] = [[list(spans[label])] for label in labels.tolist()]
+        # (with chunks, a box whose class is in a later chunk has no span in this text)
+        results['gt_tokens_positive'] = [[list(spans[label])] if spans[label] is not None else []
+                                         for label in labels.tolist()]
         return results
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(separator={self.separator!r}, random_negatives={self.random_negatives},'
-                f' max_negatives={self.max_negatives}, control_probs={self.control_probs})')
+                f' max_negatives={self.max_negatives}, control_probs={self.control_probs},'
+                f' chunk_size={self.chunk_size})')

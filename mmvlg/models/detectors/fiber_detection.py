@@ -2,7 +2,8 @@
 from typing import List, Sequence
 
 import torch
-from mmdet.structures import SampleList
+from mmdet.structures import DetDataSample, SampleList
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmvlg.registry import MODELS
@@ -87,7 +88,33 @@ class FIBERObjectDetector(FIBER):
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> SampleList:
         """Detections per sample: ``pred_instances`` with ``bboxes`` (n, 4) in original image pixels, ``scores``
-        (n,) in decreasing order and ``labels`` (n,) class indices."""
+        (n,) in decreasing order and ``labels`` (n,) class indices.
+
+        Samples with ``prompt_chunks`` (:class:`~mmvlg.datasets.transforms.DetectionPrompt` with ``chunk_size``)
+        are run once per chunk; since every class is in one chunk only, the per-class NMS of each run is that of
+        the whole class set, and the merged detections keep the ``test_cfg.max_per_img`` best.
+        """
+        chunks = [ds.metainfo.get('prompt_chunks') for ds in batch_data_samples]
+        if all(c is None for c in chunks):
+            results = self._predict_prompt(batch_inputs, batch_data_samples, rescale)
+        else:
+            if any(c is None for c in chunks) or len({len(c) for c in chunks}) > 1:
+                raise ValueError('FIBERObjectDetector: the samples of a batch must all have the same number of '
+                                 'prompt_chunks')
+            per_chunk = []
+            for k in range(len(chunks[0])):
+                samples = [DetDataSample(metainfo={**ds.metainfo, **c[k]}) for ds, c in zip(batch_data_samples, chunks)]
+                per_chunk.append(self._predict_prompt(batch_inputs, samples, rescale))
+            max_per_img = self.bbox_head.test_cfg.get('max_per_img', 100)
+            results = []
+            for b in range(len(batch_data_samples)):
+                merged = InstanceData.cat([res[b] for res in per_chunk])
+                results.append(merged[merged.scores.argsort(descending=True)[:max_per_img]])
+        return self.add_pred_to_datasample(batch_data_samples, results)
+
+    def _predict_prompt(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                        rescale: bool) -> List[InstanceData]:
+        """Detections, sorted by score, for the samples' (single) prompts."""
         feats, language_feats = self.extract_feat(batch_inputs, batch_data_samples)
         cls_logits, bbox_preds, centerness = self.bbox_head(feats, language_feats)
         class_tokens = self.class_tokens(batch_data_samples, language_feats)
@@ -97,5 +124,4 @@ class FIBERObjectDetector(FIBER):
             self.class_logits(cls_logits, class_tokens), bbox_preds, centerness,
             batch_img_metas=[ds.metainfo for ds in batch_data_samples],
             batch_token_positive_maps=[identity] * len(batch_data_samples), rescale=rescale)
-        results = [res[res.scores.argsort(descending=True)] for res in results]
-        return self.add_pred_to_datasample(batch_data_samples, results)
+        return [res[res.scores.argsort(descending=True)] for res in results]
