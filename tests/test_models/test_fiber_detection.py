@@ -216,11 +216,15 @@ def test_fine_grained_pretraining_config(tmp_path):
     for ds in batch['data_samples']:
         assert len(ds.tokens_positive) == len(ds.gt_instances) > 0
 
-    model_cfg = copy.deepcopy(tiny_fiber_config())
-    model_cfg.update(type='FIBERObjectDetector', score_agg='mean')
+    # the config's model at a tiny width (no init_weights: the coarse checkpoint does not exist here)
+    model_cfg = copy.deepcopy(m)
+    model_cfg.backbone.visual.update(embed_dims=16, depths=(1, 1, 4, 2), num_heads=(1, 1, 2, 2))
+    model_cfg.backbone.language_model = tiny_fiber_config()['backbone']['language_model']
+    model_cfg.backbone.language_model['model_config']['num_hidden_layers'] = 6
+    model_cfg.neck.update(in_channels=[32, 64, 128], out_channels=32)
+    model_cfg.bbox_head.update(in_channels=32, feat_channels=32, lang_dim=32, num_dyhead_blocks=1)
     torch.manual_seed(0)
     model = MODELS.build(model_cfg)
-    model.init_weights()
     losses = model(**model.data_preprocessor(batch, True), mode='loss')
     assert all(torch.isfinite(v) for v in losses.values()) and losses['loss_cls'] > 0
 
