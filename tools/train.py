@@ -8,7 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmvlg.utils import register_all_modules
-from mmvlg.utils.dist_utils import setup_cpu_distributed
+from mmvlg.utils.dist_utils import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args():
@@ -69,6 +69,7 @@ def main():
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -91,3 +91,15 @@ def setup_cpu_distributed(cfg: Any) -> bool:
             raise ValueError(f'Invalid launcher type: {launcher}')
         torch_dist.init_process_group(backend='gloo', **kwargs)
     return True
+
+
+def teardown_distributed() -> None:
+    """Destroy the default process group, if one was started, before the process exits.
+
+    A process that exits with a live Gloo group can abort in the group's threads ("terminate called without an
+    active exception", SIGABRT) after the work itself finished; ``tools/train.py`` and ``tools/test.py`` call
+    this once the runner is done.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()  # no rank tears the group down while another still uses it
+        torch_dist.destroy_process_group()
