@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -296,23 +296,8 @@ def generate_synthref(root: str, cfg: Optional[SynthRefConfig] = None, force: bo
         str: ``root``.
     """
     cfg = cfg or SynthRefConfig()
-    meta = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as read back from meta.json
-    meta_file = osp.join(root, 'meta.json')
-    if not force and osp.isfile(meta_file):
-        with open(meta_file) as f:
-            if json.load(f) == meta:
-                return root
-        raise FileExistsError(
-            f'{root!r} holds a SynthRef generated with other arguments ({meta_file}); remove it, choose '
-            'another root or pass force=True to overwrite it')
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.synthref-', dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes a private (0700) folder; the data set should not be
-    try:
-        os.makedirs(osp.join(tmp, 'annotations'))
+
+    def write(tmp: str) -> None:
         for split, n in cfg.num_scenes.items():
             ann, scenes = _generate_split(split, n, cfg, tmp)
             with open(osp.join(tmp, 'annotations', f'finetune_synthref_{split}.json'), 'w') as f:
@@ -321,6 +306,38 @@ def generate_synthref(root: str, cfg: Optional[SynthRefConfig] = None, force: bo
                 json.dump(scenes, f)
         with open(osp.join(tmp, 'vocab.txt'), 'w') as f:
             f.write('\n'.join(vocabulary()) + '\n')
+
+    return write_generated_data(root, asdict(cfg), write, 'a SynthRef', '.synthref-', force)
+
+
+def write_generated_data(root: str, meta: dict, write: Callable[[str], None], what: str, tmp_prefix: str,
+                         force: bool = False) -> str:
+    """Write a generated data set under ``root`` once: skip when ``root/meta.json`` equals ``meta``, refuse
+    (``FileExistsError``) when it holds other arguments unless ``force``. ``write(tmp)`` fills a temporary folder
+    beside ``root`` (with an ``annotations`` subfolder already made) that is moved into place at the end, so an
+    interrupted run never leaves a half-written data set behind. ``what`` names the data set in the error.
+
+    Returns:
+        str: ``root``.
+    """
+    meta = json.loads(json.dumps(meta))  # tuples become lists, as read back from meta.json
+    meta_file = osp.join(root, 'meta.json')
+    if not force and osp.isfile(meta_file):
+        with open(meta_file) as f:
+            if json.load(f) == meta:
+                return root
+        raise FileExistsError(
+            f'{root!r} holds {what} generated with other arguments ({meta_file}); remove it, choose '
+            'another root or pass force=True to overwrite it')
+    parent = osp.dirname(osp.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix, dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes a private (0700) folder; use the usual permissions
+    try:
+        os.makedirs(osp.join(tmp, 'annotations'))
+        write(tmp)
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
             json.dump(meta, f, indent=1)
         if osp.exists(root):

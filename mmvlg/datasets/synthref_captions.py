@@ -22,8 +22,6 @@ write identical files). Layout under ``root``::
 import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,7 +31,7 @@ import numpy as np
 from mmvlg.registry import DATASETS
 
 from .caption import CaptionDataset
-from .synthref import SHAPES, SynthRefConfig, _draw, _Obj, _place_objects
+from .synthref import SHAPES, SynthRefConfig, _draw, _Obj, _place_objects, write_generated_data
 from .synthref import vocabulary as synthref_vocabulary
 
 PHRASINGS = ('list', 'left-to-right', 'count')
@@ -131,37 +129,15 @@ def generate_synthref_captions(root: str, cfg: Optional[SynthRefCaptionsConfig] 
     if unknown or not cfg.phrasings:
         raise ValueError(f'SynthRef captions: phrasings must be a non-empty subset of {PHRASINGS}, got '
                          f'{cfg.phrasings}')
-    meta = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as read back from meta.json
-    meta_file = osp.join(root, 'meta.json')
-    if not force and osp.isfile(meta_file):
-        with open(meta_file) as f:
-            if json.load(f) == meta:
-                return root
-        raise FileExistsError(
-            f'{root!r} holds SynthRef captions generated with other arguments ({meta_file}); remove it, choose '
-            'another root or pass force=True to overwrite it')
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.synthref-captions-', dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
-        os.makedirs(osp.join(tmp, 'annotations'))
+
+    def write(tmp: str) -> None:
         for split, n in sorted(cfg.num_scenes.items()):
             with open(osp.join(tmp, 'annotations', f'captions_{split}.json'), 'w') as f:
                 json.dump(_generate_split(split, n, cfg, tmp), f)
         with open(osp.join(tmp, 'vocab.txt'), 'w') as f:
             f.write('\n'.join(caption_vocabulary()) + '\n')
-        with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(meta, f, indent=1)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+
+    return write_generated_data(root, asdict(cfg), write, 'SynthRef captions', '.synthref-captions-', force)
 
 
 @DATASETS.register_module()

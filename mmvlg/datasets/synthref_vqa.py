@@ -27,8 +27,6 @@ read by :class:`~mmvlg.datasets.VQAv2Dataset` (10 identical annotator answers pe
 import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -37,7 +35,16 @@ import numpy as np
 
 from mmvlg.registry import DATASETS
 
-from .synthref import COLORS, SHAPES, SynthRefConfig, _draw, _Obj, _place_objects, _relation_expressions
+from .synthref import (
+    COLORS,
+    SHAPES,
+    SynthRefConfig,
+    _draw,
+    _Obj,
+    _place_objects,
+    _relation_expressions,
+    write_generated_data,
+)
 from .synthref import vocabulary as synthref_vocabulary
 from .vqa import VQAv2Dataset
 
@@ -167,23 +174,8 @@ def generate_synthref_vqa(root: str, cfg: Optional[SynthRefVQAConfig] = None, fo
                          f'questions_per_scene >= 1, got {cfg.question_types}, {cfg.questions_per_scene}')
     if cfg.max_objects > 6:
         raise ValueError('SynthRef VQA: at most 6 objects per scene (the counting answers are 0-6)')
-    meta = json.loads(json.dumps(asdict(cfg)))  # tuples become lists, as read back from meta.json
-    meta_file = osp.join(root, 'meta.json')
-    if not force and osp.isfile(meta_file):
-        with open(meta_file) as f:
-            if json.load(f) == meta:
-                return root
-        raise FileExistsError(
-            f'{root!r} holds a SynthRef VQA set generated with other arguments ({meta_file}); remove it, choose '
-            'another root or pass force=True to overwrite it')
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.synthref-vqa-', dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
-    try:
-        os.makedirs(osp.join(tmp, 'annotations'))
+
+    def write(tmp: str) -> None:
         for split, n in sorted(cfg.num_scenes.items()):
             questions, answers = _generate_split(split, n, cfg, tmp)
             with open(osp.join(tmp, 'annotations', f'questions_{split}.json'), 'w') as f:
@@ -194,15 +186,8 @@ def generate_synthref_vqa(root: str, cfg: Optional[SynthRefVQAConfig] = None, fo
             f.write('\n'.join(synthref_vqa_answers()) + '\n')
         with open(osp.join(tmp, 'vocab.txt'), 'w') as f:
             f.write('\n'.join(question_vocabulary()) + '\n')
-        with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(meta, f, indent=1)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+
+    return write_generated_data(root, asdict(cfg), write, 'a SynthRef VQA set', '.synthref-vqa-', force)
 
 
 @DATASETS.register_module()
