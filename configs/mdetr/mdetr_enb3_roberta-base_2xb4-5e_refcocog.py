@@ -6,31 +6,6 @@
 #   (pre-trained only, the authors report RefCOCO / RefCOCO+ / RefCOCOg val Prec@1 70.2 / 56.7 / 53.8).
 # Convert either with tools/model_converters/mdetr_to_mmvlg.py --source mdetr --use-ema --config THIS.
 _base_ = [
-    '../_base_/models/mdetr_enb3_roberta-base.py', '../_base_/datasets/refcocog.py',
-    '../_base_/schedules/mdetr_finetune_5e.py', '../_base_/default_runtime.py'
-]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadGroundingAnnotations'),
-    dict(type='GroundingRandomFlip', prob=0.5),
-    dict(type='RandomCropKeepBoxes', min_ratio=0.6, prob=0.5),
-    dict(type='mmdet.RandomChoiceResize', scales=[(1333, s) for s in range(480, 801, 32)], keep_ratio=True),
-    dict(type='PackGroundingInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='mmdet.Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='LoadGroundingAnnotations'),
-    dict(type='PackGroundingInputs'),
-]
-train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=4, dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=4,
-    dataset=dict(datasets=[dict(d, pipeline=test_pipeline) for d in _base_.test_dataloader.dataset.datasets]))
-default_hooks = dict(checkpoint=dict(save_best='refexp/Prec@1', rule='greater'))
-# MDETR trains with an EMA of the weights (decay 0.9998) and evaluates the EMA model.
-custom_hooks = [
-    dict(type='SafeCheckpointHook'),
-    dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002, update_buffers=True, priority=49),
+    '../_base_/models/mdetr_enb3_roberta-base.py', '../_base_/datasets/refcocog_mdetr.py',
+    '../_base_/schedules/mdetr_finetune_5e.py', '../_base_/mdetr_runtime.py'
 ]
