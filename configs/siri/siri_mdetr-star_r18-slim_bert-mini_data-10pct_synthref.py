@@ -10,7 +10,9 @@ initial_epochs = 30
 round_epochs = 10
 num_rounds = 2
 max_epochs = initial_epochs + num_rounds * round_epochs
-train_cfg = dict(max_epochs=max_epochs)
+# Validate once per round_epochs epochs, i.e. as often (in iterations) as the full-data config validates: every
+# 1/fraction epochs of validation on the full val set would otherwise dominate the run time.
+train_cfg = dict(max_epochs=max_epochs, val_interval=round_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=200),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, end=initial_epochs, T_max=initial_epochs,
