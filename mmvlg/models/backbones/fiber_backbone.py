@@ -15,7 +15,8 @@ from ..layers.gated_cross_attention import GatedCrossAttention
 from .swin_checkpoint import load_swin_checkpoint
 
 
-def shift_window_self_attention(msa: nn.Module, query: Tensor, hw_shape: Tuple[int, int]) -> Tensor:
+def shift_window_self_attention(msa: nn.Module, query: Tensor, hw_shape: Tuple[int, int],
+                                 shift: Optional[int] = None) -> Tensor:
     """The (shifted-)window self-attention of an mmdet ``ShiftWindowMSA`` without its final stochastic-depth
     drop: FIBER adds the gated cross-attention to this output, then applies the drop to the sum.
 
@@ -23,13 +24,14 @@ def shift_window_self_attention(msa: nn.Module, query: Tensor, hw_shape: Tuple[i
         msa (nn.Module): ``mmdet.models.backbones.swin.ShiftWindowMSA``.
         query (Tensor): (bs, H*W, C), already normalized by the block's ``norm1``.
         hw_shape (tuple): (H, W).
+        shift (int, optional): Shift to use instead of ``msa.shift_size`` (0: no shift).
 
     Returns:
         Tensor: (bs, H*W, C).
     """
     b, n, c = query.shape
     h, w = hw_shape
-    ws, shift = msa.window_size, msa.shift_size
+    ws, shift = msa.window_size, msa.shift_size if shift is None else shift
     query = query.view(b, h, w, c)
     pad_r, pad_b = (ws - w % ws) % ws, (ws - h % ws) % ws
     query = F.pad(query, (0, 0, 0, pad_r, 0, pad_b))
@@ -92,8 +94,12 @@ class FIBERBackbone(BaseModule):
     RoBERTa from ``language_model.name_or_path``.
 
     Differences from the authors' code, on purpose: the text-to-image attention ignores padded image positions
-    of a batch (``mask_image_padding``; the authors attend to them); the last RoBERTa layer keeps its output
-    LayerNorm (the coarse-grained code skips it in the last layer).
+    of a batch (``mask_image_padding``; the authors attend to them). Three more are options, for the authors'
+    coarse-grained checkpoints (``tools/model_converters/fiber_to_mmvlg.py``): with fusion, that code skips the
+    output LayerNorm of the last RoBERTa layer (``fused_last_text_norm=False``) and reads the last Swin stage
+    without its output LayerNorm (``fused_visual_out_norm=False``), and its Swin (the official one, built for a
+    fixed input size) does not shift the windows of a stage whose feature map fits in one window
+    (``shift_single_window=False``; mmdet's Swin shifts them, with the attention mask of the shifted regions).
 
     Args:
         visual (dict): The Swin Transformer (``mmdet.SwinTransformer`` or a subclass).
@@ -105,6 +111,17 @@ class FIBERBackbone(BaseModule):
         i2t_proj_drop (float): Output dropout of the image-to-text attention.
         mask_image_padding (bool): Mask padded image positions in the text-to-image attention.
         with_cp (bool): Gradient checkpointing of every Swin block and every text layer.
+        fused_last_text_norm (bool): With fusion, apply the output LayerNorm of the last text layer. Defaults to
+            True; False as the authors' coarse-grained model.
+        fused_visual_out_norm (bool): With fusion, apply the Swin's output LayerNorms (``norm{i}``) to the
+            image features. Defaults to True; False as the authors' coarse-grained model. Without fusion they are
+            always applied.
+        shift_single_window (bool): Shift the windows of a block whose feature map fits in one window (mmdet's
+            Swin). Defaults to True; False as the official Swin that the authors' coarse-grained model uses
+            (e.g. its last stage: 12x12 tokens, window 12).
+        i2t_query_norm (bool): LayerNorm the queries of the image-to-text attention. Defaults to True (the
+            authors' coarse-grained model and fine-grained "v3" fusion, their RefCOCO models); False as their
+            fine-grained "v2" fusion (their COCO, LVIS and fine-grained pre-training models).
         init_cfg (dict, optional): Initialization config.
     """
 
@@ -118,6 +135,10 @@ class FIBERBackbone(BaseModule):
                  i2t_proj_drop: float = 0.0,
                  mask_image_padding: bool = True,
                  with_cp: bool = False,
+                 fused_last_text_norm: bool = True,
+                 fused_visual_out_norm: bool = True,
+                 shift_single_window: bool = True,
+                 i2t_query_norm: bool = True,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.visual = MODELS.build(visual)
@@ -128,6 +149,9 @@ class FIBERBackbone(BaseModule):
         self.visual_checkpoint_format = visual_checkpoint_format
         self.mask_image_padding = mask_image_padding
         self.with_cp = with_cp
+        self.fused_last_text_norm = fused_last_text_norm
+        self.fused_visual_out_norm = fused_visual_out_norm
+        self.shift_single_window = shift_single_window
         self.blocks = [blk for stage in self.visual.stages for blk in stage.blocks]
         text_layers = self.text_layers
         if not 0 <= num_fusion_layers <= min(len(self.blocks), len(text_layers)):
@@ -144,7 +168,7 @@ class FIBERBackbone(BaseModule):
         for blk in self.blocks[len(self.blocks) - num_fusion_layers:]:
             dims, heads = blk.norm1.normalized_shape[0], blk.attn.w_msa.num_heads
             self.i2t_attns.append(GatedCrossAttention(dims, self.text_dims, heads, attn_drop=i2t_attn_drop,
-                                                      proj_drop=i2t_proj_drop, query_norm=True))
+                                                      proj_drop=i2t_proj_drop, query_norm=i2t_query_norm))
             self.t2i_attns.append(GatedCrossAttention(
                 self.text_dims, dims, text_cfg.num_attention_heads, attn_drop=text_cfg.attention_probs_dropout_prob,
                 proj_drop=text_cfg.hidden_dropout_prob, query_norm=False))
@@ -167,12 +191,35 @@ class FIBERBackbone(BaseModule):
                     t2i=[float(m.alpha.detach()) for m in self.t2i_attns])
 
     # ---------------------------------------------------------------------------------------- layers
+    def _shift(self, blk: nn.Module, hw: Tuple[int, int]) -> int:
+        """The window shift of a block on an (H, W) map: 0 when the map fits in one window and
+        ``shift_single_window`` is False, else the block's own."""
+        ws = blk.attn.window_size
+        if not self.shift_single_window and hw[0] <= ws and hw[1] <= ws:
+            return 0
+        return blk.attn.shift_size
+
+    def _plain_swin_block(self, blk: nn.Module, x: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """A Swin block without fusion (mmdet's, or the same with the shift of :meth:`_shift`)."""
+        shift = self._shift(blk, hw)
+        if shift == blk.attn.shift_size:
+            return blk(x, hw)
+
+        def inner(x):
+            x = x + blk.attn.drop(shift_window_self_attention(blk.attn, blk.norm1(x), hw, shift))
+            return blk.ffn(blk.norm2(x), identity=x)
+
+        if blk.with_cp and x.requires_grad:
+            return cp.checkpoint(inner, x, use_reentrant=False)
+        return inner(x)
+
     def _swin_block(self, blk: nn.Module, x: Tensor, hw: Tuple[int, int], cross: GatedCrossAttention,
                     text: Tensor, text_pad: Tensor) -> Tensor:
         """A Swin block with image-to-text fusion: ``x + drop(SA + alpha * CA(SA, text)) -> + FFN``."""
+        shift = self._shift(blk, hw)
 
         def inner(x, text):
-            sa = shift_window_self_attention(blk.attn, blk.norm1(x), hw)
+            sa = shift_window_self_attention(blk.attn, blk.norm1(x), hw, shift)
             x = x + blk.attn.drop(cross(sa, text, text_pad))
             return blk.ffn(blk.norm2(x), identity=x)
 
@@ -181,9 +228,10 @@ class FIBERBackbone(BaseModule):
         return inner(x, text)
 
     def _text_layer(self, layer: nn.Module, h: Tensor, attn_mask, cross: Optional[GatedCrossAttention] = None,
-                    image: Optional[Tensor] = None, image_pad: Optional[Tensor] = None) -> Tensor:
+                    image: Optional[Tensor] = None, image_pad: Optional[Tensor] = None,
+                    out_norm: bool = True) -> Tensor:
         """A (post-norm) text layer; with ``cross``, text-to-image fusion:
-        ``LN(h + SA + alpha * CA(SA, image)) -> FFN``."""
+        ``LN(h + SA + alpha * CA(SA, image)) -> FFN`` (the FFN's output LayerNorm only with ``out_norm``)."""
 
         def plain(h):
             out = layer(h, attn_mask)
@@ -193,7 +241,11 @@ class FIBERBackbone(BaseModule):
             att = layer.attention
             sa = att.self(h, attention_mask=attn_mask)[0]
             sa = att.output.dropout(att.output.dense(sa))
-            return layer.feed_forward_chunk(att.output.LayerNorm(cross(sa, image, image_pad) + h))
+            h = att.output.LayerNorm(cross(sa, image, image_pad) + h)
+            if out_norm:
+                return layer.feed_forward_chunk(h)
+            out = layer.output
+            return out.dropout(out.dense(layer.intermediate(h))) + h
 
         if cross is None:
             return cp.checkpoint(plain, h, use_reentrant=False) if self.with_cp and h.requires_grad else plain(h)
@@ -249,17 +301,20 @@ class FIBERBackbone(BaseModule):
                 step = k - first_block
                 if step >= 0:
                     new_x = self._swin_block(blk, x, hw, self.i2t_attns[step], text, text_pad)
+                    last = first_text + step == len(layers) - 1
                     text = self._text_layer(layers[first_text + step], text, attn_mask, self.t2i_attns[step], x,
-                                            self._image_pad(img_padding_mask, hw))
+                                            self._image_pad(img_padding_mask, hw),
+                                            out_norm=self.fused_last_text_norm or not last)
                     x = new_x
                 else:
-                    x = blk(x, hw)
+                    x = self._plain_swin_block(blk, x, hw)
                 k += 1
             out, out_hw = x, hw
             if stage.downsample is not None:
                 x, hw = stage.downsample(x, hw)
             if i in swin.out_indices:
-                out = getattr(swin, f'norm{i}')(out)
+                if self.fused_visual_out_norm or n_fuse == 0:
+                    out = getattr(swin, f'norm{i}')(out)
                 outs.append(out.view(-1, *out_hw, swin.num_features[i]).permute(0, 3, 1, 2).contiguous())
         text_out = dict(embeds=text, mask=tok['attention_mask'].bool(), offsets=tok['offsets'],
                         input_ids=tok['input_ids'], pooled=text[:, 0])
