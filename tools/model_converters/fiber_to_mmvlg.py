@@ -76,7 +76,6 @@ The model is built from the config only for its tensor names and shapes: its tex
 tokenizer and ``config.json`` (the release configs set ``pretrained_weights=False``: no weight file is read).
 """
 import argparse
-import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -517,21 +516,9 @@ def convert_checkpoint(src: str, dst: str, source: str, model: torch.nn.Module, 
     state, entry = load_authors_checkpoint(src, source)
     converted, dropped, added = convert_state_dict(state, source, model.state_dict())
     model.load_state_dict(converted, strict=True)
-    meta = dict(converted_from=osp.basename(src), source=source, weights=entry, config=config,
-                dropped_keys=[f'{k}: {why}' for k, why in dropped], added_keys=added)
-    out = dict(meta=meta, state_dict=converted)
-    if osp.dirname(osp.abspath(dst)):
-        os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(out, dst)
-    reasons = OrderedDict()
-    for key, why in dropped:
-        reasons.setdefault(why, []).append(key)
-    for why, keys in reasons.items():
-        log(f'dropped {len(keys)} tensors: {why} (e.g. {keys[0]})')
-    if added:
-        log(f'added {len(added)} BatchNorm num_batches_tracked counters (zeros)')
-    log(f'converted {len(state)} tensors of "{entry}" ({source}) into {len(converted)} mmvlg tensors: {dst}')
-    return out
+    from mmvlg.utils.checkpoint import save_converted_checkpoint
+    meta = dict(converted_from=osp.basename(src), source=source, weights=entry, config=config)
+    return save_converted_checkpoint(dst, converted, meta, dropped, added, len(state), log)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
