@@ -439,6 +439,65 @@ def test_epoch_based_rounds(tmp_path, data_root):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Mixed precision: AmpOptimWrapper (bfloat16 autocast on the CPU)
+# ---------------------------------------------------------------------------------------------------------
+def test_rounds_under_amp(tmp_path, data_root, monkeypatch):
+    """AmpOptimWrapper refuses to build without an accelerator; on the CPU it would autocast to bfloat16
+    (its GradScaler is then a pass-through), so the check is lifted to run the mixed-precision path here.
+    The rounds behave as in full precision: the weights stay float32 and the kept ones carry over, the
+    others get their initial values back, and the optimizer state of the latter is cleared; the wrapper's
+    loss-scaler state is saved with the optimizer and the run resumes from it."""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+
+    class DtypeProbe(Hook):
+        """Records the dtype of the decoder's output in every training forward."""
+
+        def __init__(self):
+            self.dtypes, self.handle = [], None
+
+        def before_train(self, runner):
+            self.handle = _unwrap(runner).decoder.register_forward_hook(
+                lambda module, args, output: self.dtypes.append(
+                    (output[0] if isinstance(output, (tuple, list)) else output).dtype))
+
+        def after_train(self, runner):
+            self.handle.remove()
+
+    siri = dict(initial=2, round_length=1, num_rounds=1, keep=KEEP, reinit='initial')
+    amp = dict(type='AmpOptimWrapper', dtype='bfloat16', optimizer=dict(type='AdamW', lr=LR, weight_decay=1e-4),
+               clip_grad=dict(max_norm=1.0))
+    cfg = runner_cfg(str(tmp_path / 'amp'), data_root, siri, max_length=3, model=deterministic_model(),
+                     validate=False, checkpoint_interval=1, optim_wrapper=amp)
+    runner = Runner.from_cfg(cfg)
+    before, after, dtypes = Probe([2]), Probe([2]), DtypeProbe()
+    runner.register_hook(before, 'HIGHEST')
+    runner.register_hook(after, 'LOWEST')
+    runner.register_hook(dtypes)
+    runner.train()
+
+    assert dtypes.dtypes and set(dtypes.dtypes) == {torch.bfloat16}  # the forward really ran autocast
+    initial, b, a = before.initial, before.records[2], after.records[2]
+    for name, value in a['state'].items():
+        assert value.dtype == initial[name].dtype, name  # no parameter or buffer was cast
+        assert torch.equal(value, b['state'][name] if is_kept(name) else initial[name]), name
+    names = set(trainable(runner))
+    assert set(b['opt_state']) == names and set(a['opt_state']) == {n for n in names if is_kept(n)}
+    assert a['lr'] == pytest.approx([WARMUP_START * x for x in a['base_lr']])
+
+    ckpt = safe_load_checkpoint(str(tmp_path / 'amp' / 'iter_2.pth'))
+    assert 'loss_scaler' in ckpt['optimizer'] and ckpt['meta']['siri']['round'] == 0
+    resumed = run(runner_cfg(str(tmp_path / 'resumed'), data_root, dict(siri, save_round_checkpoints=False),
+                             max_length=3, model=deterministic_model(), validate=False, checkpoint_interval=None,
+                             optim_wrapper=amp, resume=True, load_from=str(tmp_path / 'amp' / 'iter_2.pth')),
+                  steps=[2])
+    assert resumed['hook'].reinitializations == [(1, 2)]  # the boundary checkpoint re-initializes once
+    final = _state(_unwrap(runner))
+    for name, value in _state(_unwrap(resumed['runner'])).items():
+        assert torch.equal(value, final[name]), name
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize('by_epoch', [False, True])
