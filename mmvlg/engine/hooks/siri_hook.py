@@ -60,9 +60,11 @@ class SiRiHook(Hook):
 
     Under distributed training the re-initialized tensors are broadcast from rank 0, so all ranks hold
     identical weights. Mixed precision (``AmpOptimWrapper``) needs nothing more: the weights stay in float32,
-    and the dynamic loss scale is kept across rounds (it only follows the size of the gradients). The round and the epoch/iteration of the last re-initialization are stored in every
-    checkpoint (``meta['siri']``): resuming inside a round continues it, resuming at a round boundary
-    re-initializes once. With ``reinit='initial'`` the initial values of the whole model are kept in
+    and the dynamic loss scale is kept across rounds (it only follows the size of the gradients).
+
+    The round and the epoch/iteration of the last re-initialization are stored in every checkpoint
+    (``meta['siri']``): resuming inside a round continues it, resuming at a round boundary re-initializes
+    once. With ``reinit='initial'`` the initial values of the whole model are kept in
     ``{work_dir}/siri_initial_state.pth``, written at the start of the run and read back on resume (from
     the work dir or the folder of the checkpoint resumed from), so that a run with another ``keep`` can also
     resume from this run's checkpoints.
