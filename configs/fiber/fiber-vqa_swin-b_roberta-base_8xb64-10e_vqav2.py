@@ -8,26 +8,19 @@
 # The answer list (3129 answers), from the train and val annotations:
 #   python tools/dataset_converters/vqav2_answer_list.py data/vqav2/v2_mscoco_{train,val}2014_annotations.json \
 #       --out data/vqav2/answer_list.json
-_base_ = ['../_base_/schedules/fiber_vqa_10e.py', '../_base_/default_runtime.py']
+# The backbone is the coarse-grained model's (configs/_base_/models/fiber-coarse_swin-b_roberta-base.py) with the
+# fine-tuning text length; its pre-training heads are replaced by the VQA head.
+_base_ = [
+    '../_base_/models/fiber-coarse_swin-b_roberta-base.py', '../_base_/schedules/fiber_vqa_10e.py',
+    '../_base_/default_runtime.py'
+]
 answer_list = 'data/vqav2/answer_list.json'
-embed_dims = 768
 model = dict(
+    _delete_=True,
     type='FIBERVQA',
-    embed_dims=embed_dims,
-    data_preprocessor=dict(
-        type='mmdet.DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True, pad_size_divisor=32),
-    backbone=dict(
-        type='FIBERBackbone',
-        num_fusion_layers=6,
-        visual=dict(
-            type='mmdet.SwinTransformer', pretrain_img_size=384, embed_dims=128, depths=(2, 2, 18, 2),
-            num_heads=(4, 8, 16, 32), window_size=12, mlp_ratio=4, drop_path_rate=0.2, patch_norm=True,
-            out_indices=(3, ), with_cp=False),
-        visual_checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
-        'swin_base_patch4_window12_384_22k.pth',
-        language_model=dict(type='HFTextEncoder', name_or_path='roberta-base', max_length=50),
-        with_cp=False),
+    embed_dims=_base_.model.embed_dims,
+    data_preprocessor=_base_.model.data_preprocessor,
+    backbone=dict(_base_.model.backbone, language_model=dict(_base_.model.backbone.language_model, max_length=50)),
     vqa_head=dict(type='VQAHead', answers=answer_list, loss_weight=1.0))
 
 data_root = 'data/'
