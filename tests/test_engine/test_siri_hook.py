@@ -302,6 +302,10 @@ def test_resume_from_round_checkpoint_with_another_keep(initial_run, data_root, 
         expected = saved[name] if name.startswith(tuple(k + '.' for k in keep)) else initial[name]
         assert torch.equal(value, expected), name
     assert not resumed['after'][INITIAL]['opt_state']
+    # The checkpoint's history lacks the validation that followed its save (at iteration 4); the summary next
+    # to it has it, so the round-0 figures of the variant's summary are complete.
+    assert [(e['round'], e['iter']) for e in safe_load_checkpoint(round0)['meta']['siri']['history']] == [(0, 2)]
+    assert [(e['round'], e['iter']) for e in resumed['hook'].history] == [(0, 2), (0, INITIAL)]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -438,13 +438,21 @@ class SiRiHook(Hook):
         else:
             self.round, self.last_reinit = int(state['round']), int(state['last_reinit'])
             history = list(state.get('history', []))
-        # Validations after the checkpoint was saved (e.g. the one right after an epoch) are in the summary.
-        summary_file = osp.join(runner.work_dir, SUMMARY_FILE)
-        if osp.isfile(summary_file):
+        # Validations after the checkpoint was saved (e.g. the one right after an epoch) are in the summary of
+        # the run that saved it: in this work dir, or next to the checkpoint (a run resumed in another work dir,
+        # e.g. a Table 2 variant from siri_round0_last.pth).
+        candidates = [osp.join(runner.work_dir, SUMMARY_FILE)]
+        load_from = getattr(runner, '_load_from', None)
+        if load_from:
+            candidates.append(osp.join(osp.dirname(osp.abspath(load_from)), SUMMARY_FILE))
+        for summary_file in candidates:
+            if not osp.isfile(summary_file):
+                continue
             with open(summary_file) as f:
                 logged = [e for e in json.load(f).get('history', []) if e['iter'] <= meta.get('iter', 0)]
             if len(logged) > len(history) and logged[:len(history)] == history:
                 history = logged
+                break
         self.history = history
         if self.round > 0:
             self._restart_schedule(runner)
