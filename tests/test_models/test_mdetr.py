@@ -173,6 +173,32 @@ def test_constant_queries_with_grid_reference():
         MODELS.build(dict(cfg, queries='grid'))
 
 
+def test_grid_reference_of_the_auxiliary_decoder():
+    """Multi-task SiRi with ``grid_reference``: the auxiliary decoder's constant queries predict boxes relative
+    to their grid cells, while the main decoder (learnable queries) keeps absolute boxes."""
+    cfg = tiny_mdetr_config(num_queries=4, aux_decoder=True)
+    cfg['grid_reference'] = True
+    model = _build(cfg)
+    assert model._reference('main') is None
+    torch.testing.assert_close(model._reference('aux'), model.grid_reference_boxes)
+    losses = _loss(model, demo_grounding_batch(2))
+    assert 'aux.loss_bbox' in losses and all(torch.isfinite(v) for v in losses.values())
+    for head in (model.bbox_head, model.aux_head):
+        torch.nn.init.zeros_(head.bbox_embed.layers[-1].weight)
+        torch.nn.init.zeros_(head.bbox_embed.layers[-1].bias)
+    cfg['predict_with'] = 'aux'
+    aux_pred = _build(cfg)
+    aux_pred.load_state_dict(model.state_dict())
+    model.eval(), aux_pred.eval()
+    batch = demo_grounding_batch(2)
+    with torch.no_grad():
+        _, main_boxes = model(**model.data_preprocessor(batch, False), mode='tensor')
+        _, aux_boxes = aux_pred(**aux_pred.data_preprocessor(batch, False), mode='tensor')
+    torch.testing.assert_close(aux_boxes[-1, 0], model.grid_reference_boxes)
+    # Absolute boxes from a zero regression layer: every query predicts the same centred box.
+    torch.testing.assert_close(main_boxes[-1, 0], torch.full((4, 4), 0.5))
+
+
 def test_batched_matching_equals_per_image_hungarian_assigner():
     """The batched matcher gives mmdet's HungarianAssigner result for every image (0, 1 and 3 GTs)."""
     from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
