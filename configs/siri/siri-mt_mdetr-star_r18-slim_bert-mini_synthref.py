@@ -5,7 +5,12 @@
 # decoder for deployment with tools/model_converters/strip_aux_decoder.py.
 _base_ = ['../mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py']
 
-model = dict(aux_decoder=dict(decoder=_base_.model.decoder, head=_base_.model.bbox_head, queries='constant'))
+# grid_reference (SynthRef only, not in the paper): the auxiliary decoder predicts each box relative to its
+# query's grid cell, as the main decoder predicts relative to its two-stage token. With absolute boxes the
+# constant-query decoder hardly learns from scratch in this budget, and its large gradients slow down the shared
+# encoder (configs/siri/README.md has the runs with and without; model.grid_reference=False gives the paper's).
+model = dict(aux_decoder=dict(decoder=_base_.model.decoder, head=_base_.model.bbox_head, queries='constant'),
+             grid_reference=True)
 
 initial_epochs = 2
 round_epochs = 1
