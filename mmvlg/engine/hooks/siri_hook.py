@@ -32,6 +32,16 @@ def _matches(name: str, prefixes: Sequence[str]) -> bool:
     return any(name == p or name.startswith(p + '.') for p in prefixes)
 
 
+def _run_files(runner, filename: str) -> List[str]:
+    """Where a file written by this run may be: the work dir, then the folder of the checkpoint loaded
+    (a run resumed in another work dir)."""
+    paths = [osp.join(runner.work_dir, filename)]
+    load_from = getattr(runner, '_load_from', None)
+    if load_from:
+        paths.append(osp.join(osp.dirname(osp.abspath(load_from)), filename))
+    return paths
+
+
 def _named_tensors(model: nn.Module) -> Iterator[Tuple[str, torch.Tensor]]:
     yield from model.named_parameters()
     yield from model.named_buffers()
@@ -199,10 +209,7 @@ class SiRiHook(Hook):
         path = osp.join(runner.work_dir, INITIAL_STATE_FILE)
         model = _unwrap(runner.model)
         if runner.iter > 0:  # resumed
-            candidates = [path]
-            load_from = getattr(runner, '_load_from', None)
-            if load_from:
-                candidates.append(osp.join(osp.dirname(osp.abspath(load_from)), INITIAL_STATE_FILE))
+            candidates = _run_files(runner, INITIAL_STATE_FILE)
             found = [p for p in candidates if osp.isfile(p)]
             if not found:
                 raise FileNotFoundError(f'SiRiHook: resuming with reinit="initial" needs the initial-state snapshot '
@@ -441,11 +448,7 @@ class SiRiHook(Hook):
         # Validations after the checkpoint was saved (e.g. the one right after an epoch) are in the summary of
         # the run that saved it: in this work dir, or next to the checkpoint (a run resumed in another work dir,
         # e.g. a Table 2 variant from siri_round0_last.pth).
-        candidates = [osp.join(runner.work_dir, SUMMARY_FILE)]
-        load_from = getattr(runner, '_load_from', None)
-        if load_from:
-            candidates.append(osp.join(osp.dirname(osp.abspath(load_from)), SUMMARY_FILE))
-        for summary_file in candidates:
+        for summary_file in _run_files(runner, SUMMARY_FILE):
             if not osp.isfile(summary_file):
                 continue
             with open(summary_file) as f:
