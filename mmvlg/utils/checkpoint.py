@@ -219,8 +219,7 @@ def save_converted_checkpoint(dst: str, state_dict: dict, meta: dict, dropped: L
     """
     meta = dict(meta, dropped_keys=[f'{k}: {why}' for k, why in dropped], added_keys=added)
     out = dict(meta=meta, state_dict=state_dict)
-    if os.path.dirname(os.path.abspath(dst)):
-        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(out, dst)
     reasons = {}
     for key, why in dropped:

@@ -151,12 +151,14 @@ class Probe(Hook):
             self._snap(runner, runner.iter)
 
 
-def run(cfg: Config, steps: Iterable[int] = (), by_epoch: bool = False):
-    """Train a runner from ``cfg`` with probes before and after SiRiHook at ``steps``."""
+def run(cfg: Config, steps: Iterable[int] = (), by_epoch: bool = False, hooks: Iterable[Hook] = ()):
+    """Train a runner from ``cfg`` with probes before and after SiRiHook at ``steps`` (and ``hooks``)."""
     runner = Runner.from_cfg(cfg)
     before, after = Probe(steps, by_epoch), Probe(steps, by_epoch)
     runner.register_hook(before, 'HIGHEST')
     runner.register_hook(after, 'LOWEST')
+    for hook in hooks:
+        runner.register_hook(hook)
     runner.train()
     hook = next(h for h in runner.hooks if isinstance(h, SiRiHook))
     return dict(runner=runner, hook=hook, before=before.records, after=after.records, initial=before.initial,
@@ -473,15 +475,12 @@ def test_rounds_under_amp(tmp_path, data_root, monkeypatch):
                clip_grad=dict(max_norm=1.0))
     cfg = runner_cfg(str(tmp_path / 'amp'), data_root, siri, max_length=3, model=deterministic_model(),
                      validate=False, checkpoint_interval=1, optim_wrapper=amp)
-    runner = Runner.from_cfg(cfg)
-    before, after, dtypes = Probe([2]), Probe([2]), DtypeProbe()
-    runner.register_hook(before, 'HIGHEST')
-    runner.register_hook(after, 'LOWEST')
-    runner.register_hook(dtypes)
-    runner.train()
+    dtypes = DtypeProbe()
+    out = run(cfg, steps=[2], hooks=[dtypes])
+    runner = out['runner']
 
     assert dtypes.dtypes and set(dtypes.dtypes) == {torch.bfloat16}  # the forward really ran autocast
-    initial, b, a = before.initial, before.records[2], after.records[2]
+    initial, b, a = out['initial'], out['before'][2], out['after'][2]
     for name, value in a['state'].items():
         assert value.dtype == initial[name].dtype, name  # no parameter or buffer was cast
         assert torch.equal(value, b['state'][name] if is_kept(name) else initial[name]), name
