@@ -2,6 +2,7 @@ from .caption import CaptionDataset
 from .flickr30k import Flickr30kEntitiesDataset
 from .refexp import (
     AnnotationError,
+    ImageError,
     MDETRRefExpDataset,
     RefCOCODataset,
     RefCOCOgDataset,
@@ -14,7 +15,7 @@ from .transforms import *  # noqa: F401,F403
 from .vqa import VQAv2Dataset, answer_soft_score, build_answer_list
 
 __all__ = [
-    'AnnotationError', 'MDETRRefExpDataset', 'RefCOCODataset', 'RefCOCOPlusDataset', 'RefCOCOgDataset',
+    'AnnotationError', 'ImageError', 'MDETRRefExpDataset', 'RefCOCODataset', 'RefCOCOPlusDataset', 'RefCOCOgDataset',
     'SynthRefDataset', 'Flickr30kEntitiesDataset', 'CaptionDataset', 'SynthRefCaptionDataset',
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'VQAv2Dataset', 'answer_soft_score',
     'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa'

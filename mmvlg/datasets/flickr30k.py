@@ -15,7 +15,8 @@ from mmengine.logging import print_log
 
 from mmvlg.registry import DATASETS
 
-from .refexp import AnnotationError, MDETRRefExpDataset
+from .refexp import MDETRRefExpDataset
+from .validation import AnnotationError, check_spans
 
 Spans = Sequence[Sequence[int]]
 
@@ -56,6 +57,7 @@ class Flickr30kEntitiesDataset(MDETRRefExpDataset):
 
     REQUIRE_BOXES = False
     EXTRA_IMAGE_KEYS = ('sentence_id', 'original_img_id')
+    ENTRY_NAME = 'caption'
 
     def load_data_list(self) -> List[dict]:
         if self.split is None:
@@ -93,12 +95,14 @@ class Flickr30kEntitiesDataset(MDETRRefExpDataset):
         if not isinstance(eval_spans, list):
             raise AnnotationError(f'{where}: tokens_positive_eval must be a list (one list of spans per phrase), '
                                   f'got {eval_spans!r}')
-        for spans in eval_spans:
-            ok = isinstance(spans, list) and spans and all(
-                isinstance(sp, (list, tuple)) and len(sp) == 2 and 0 <= sp[0] < sp[1] <= len(text) for sp in spans)
-            if not ok:
+        for p, spans in enumerate(eval_spans):
+            try:
+                if not isinstance(spans, list) or not spans:
+                    raise AnnotationError(spans)
+                eval_spans[p] = check_spans(spans, text, where, 'tokens_positive_eval')
+            except AnnotationError as err:
                 raise AnnotationError(f'{where}: tokens_positive_eval entry {spans!r} is not a list of [start, end] '
-                                      f'spans of the caption {text!r}')
+                                      f'spans (integers) of the caption {text!r}') from err
         members = [[p for p, spans in enumerate(eval_spans) if _overlap(inst['tokens_positive'], spans)]
                    for inst in instances]
         for inst, m in zip(instances, members):

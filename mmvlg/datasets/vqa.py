@@ -23,7 +23,16 @@ from mmengine.dataset import BaseDataset
 from mmvlg.evaluation.metrics.vqa_metric import normalize_answer
 from mmvlg.registry import DATASETS
 
-from .refexp import AnnotationError
+from .validation import (
+    DEFAULT_MAX_IMAGE_SIZE,
+    AnnotationError,
+    ImageFileChecker,
+    check_max_image_size,
+    check_text_lengths,
+    image_check_info,
+    warn_skipped,
+    warn_truncated,
+)
 
 SCORE_TYPES = ('vqa', 'min3')
 
@@ -120,7 +129,14 @@ class VQAv2Dataset(BaseDataset):
             authors do for training). Defaults to ``not test_mode``.
         split (str, optional): Name reported by metrics (default: the questions file's ``data_subtype``, else its
             file name).
-        check_images (bool): Check at start-up that every image file exists. Defaults to True.
+        check_images (bool): Check at start-up, from the file headers, that every image file exists, is an image
+            and is no larger than ``max_image_size``. Defaults to True. mmvlg's ``LoadImageFromFile`` checks the
+            decoded image again at load time and names the file and the question in its errors.
+        skip_invalid (bool): Skip (and count in a warning) the questions whose image fails ``check_images``
+            instead of raising. Malformed files and entries are always errors. Defaults to False.
+        max_image_size (int, optional): Largest allowed image side in pixels. Defaults to 8192; None: no limit.
+        text_encoder (dict, optional): The model's text encoder config (``name_or_path`` or ``tokenizer``, and
+            ``max_length``); when given, questions longer than ``max_length`` tokens are counted in a warning.
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (``data_root``, ``data_prefix=dict(img=...)``,
             ``pipeline``, ``test_mode``, ...).
 
@@ -134,14 +150,25 @@ class VQAv2Dataset(BaseDataset):
                  answer_list: Optional[Union[str, Sequence[str]]] = None,
                  img_template: str = 'COCO_{data_subtype}_{image_id:012d}.jpg', score_type: str = 'vqa',
                  filter_unanswerable: Optional[bool] = None, split: Optional[str] = None, check_images: bool = True,
-                 **kwargs) -> None:
+                 skip_invalid: bool = False, max_image_size: Optional[int] = DEFAULT_MAX_IMAGE_SIZE,
+                 text_encoder: Optional[dict] = None, **kwargs) -> None:
         if score_type not in SCORE_TYPES:
             raise ValueError(f'VQAv2Dataset: score_type must be one of {SCORE_TYPES}, got {score_type!r}')
         self.answer_file, self.answer_list, self.img_template = answer_file, answer_list, img_template
         self.score_type, self.split, self.check_images = score_type, split, check_images
         self.filter_unanswerable = filter_unanswerable
+        self.skip_invalid, self.text_encoder = skip_invalid, text_encoder
+        self.max_image_size = check_max_image_size(max_image_size, type(self).__name__)
         kwargs.setdefault('data_prefix', dict(img=''))
         super().__init__(*args, **kwargs)
+
+    def get_data_info(self, idx: int) -> dict:
+        """The data info of sample ``idx``, with the question's name and ``max_image_size`` for the loading
+        transform's checks."""
+        info = super().get_data_info(idx)
+        info.update(image_check_info(f'{self.ann_file}: question {info["question_id"]} (image {info["img_id"]!r})',
+                                     self.max_image_size))
+        return info
 
     def _join(self, path: Optional[str]) -> Optional[str]:
         if path is None or osp.isabs(path) or not self.data_root:
@@ -212,7 +239,8 @@ class VQAv2Dataset(BaseDataset):
             raise ValueError(f'VQAv2Dataset ({self.ann_file}): training needs answer_list (the answer vocabulary)')
         filter_unanswerable = (not self.test_mode) if self.filter_unanswerable is None else self.filter_unanswerable
         img_prefix = self.data_prefix.get('img', '')
-        data_list, checked, dropped = [], set(), 0
+        checker = ImageFileChecker(self.max_image_size)
+        data_list, dropped, skipped = [], 0, []
         for q in questions:
             qid = q['question_id']
             try:
@@ -222,10 +250,14 @@ class VQAv2Dataset(BaseDataset):
                 raise AnnotationError(f'{self.ann_file}: question {qid}: img_template {self.img_template!r} does not '
                                       f'fit image id {q["image_id"]!r} ({err})') from err
             img_path = osp.join(img_prefix, name)
-            if self.check_images and img_path not in checked:
-                if not osp.isfile(img_path):
-                    raise FileNotFoundError(f'{self.ann_file}: question {qid}: image file {img_path!r} does not exist')
-                checked.add(img_path)
+            if self.check_images:
+                problem = checker(img_path)
+                if problem is not None:
+                    error, msg = problem
+                    if not self.skip_invalid:
+                        raise error(f'{self.ann_file}: question {qid}: {msg}')
+                    skipped.append(f'{self.ann_file}: question {qid}: {msg}')
+                    continue
             info = dict(img_path=img_path, img_id=q['image_id'], question_id=qid, text=q['question'].strip(),
                         split=self.split)
             if anns is not None:
@@ -245,6 +277,12 @@ class VQAv2Dataset(BaseDataset):
                         dropped += 1
                         continue
             data_list.append(info)
+        warn_skipped(self.ann_file, skipped, 'question(s)')
         if not data_list:
-            raise AnnotationError(f'{self.ann_file}: no question left ({dropped} without an answer in the vocabulary)')
+            raise AnnotationError(f'{self.ann_file}: no question left ({dropped} without an answer in the vocabulary, '
+                                  f'{len(skipped)} skipped as invalid)')
+        if self.text_encoder is not None:
+            max_length, num_truncated, _ = check_text_lengths([d['text'] for d in data_list],
+                                                              [[] for _ in data_list], self.text_encoder)
+            warn_truncated(self.ann_file, num_truncated, len(data_list), max_length)
         return data_list

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmvlg.datasets import AnnotationError, RefCOCODataset, SynthRefDataset
+from mmvlg.datasets import AnnotationError, ImageError, RefCOCODataset, SynthRefDataset
 from mmvlg.testing import tiny_synthref
 from mmvlg.utils import register_all_modules
 
@@ -50,8 +50,8 @@ def infos(ds) -> list:
 
 
 def build(tmp_path, ann_file, **kwargs):
-    return RefCOCODataset(data_root=str(tmp_path), ann_file=ann_file, data_prefix=dict(img='imgs/'), pipeline=[],
-                          **kwargs)
+    kwargs.setdefault('pipeline', [])
+    return RefCOCODataset(data_root=str(tmp_path), ann_file=ann_file, data_prefix=dict(img='imgs/'), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -132,12 +132,16 @@ def test_corrupt_image_names_the_path(tmp_path):
     ann = write_refexp(tmp_path, [image_entry(0, file_name='bad.png')], [ann_entry(0, 0)], make_images=False)
     (tmp_path / 'imgs').mkdir()
     (tmp_path / 'imgs' / 'bad.png').write_bytes(b'\x00garbage, not an image\xff' * 8)
-    ds = RefCOCODataset(data_root=str(tmp_path), ann_file=ann, data_prefix=dict(img='imgs/'),
-                        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadGroundingAnnotations'),
-                                  dict(type='PackGroundingInputs')])
-    # mmcv's LoadImageFromFile: cv2 decodes garbage to None, then "assert img is not None, 'failed to load
-    # image: {path}'"
-    with pytest.raises(AssertionError, match='failed to load image') as err:
+    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadGroundingAnnotations'), dict(type='PackGroundingInputs')]
+    # at start-up (check_images), from the header
+    with pytest.raises(ImageError, match=r'ann\.json: expression 0 \(bad\.png\): image file .* is not a readable'
+                       ) as err:
+        build(tmp_path, ann)
+    assert osp.join('imgs', 'bad.png') in str(err.value)
+    # at load time, mmvlg's LoadImageFromFile (not mmcv's "AssertionError: failed to load image")
+    ds = build(tmp_path, ann, check_images=False, pipeline=pipeline)
+    with pytest.raises(ImageError, match=r'ann\.json: expression 0 \(bad\.png\): image file .* cannot be '
+                       'decoded') as err:
         ds[0]
     assert osp.join('imgs', 'bad.png') in str(err.value)
 
@@ -193,11 +197,13 @@ def test_bad_tokens_positive(tmp_path):
         build(tmp_path, ann)
 
 
-def test_no_box_in_training_set(tmp_path):
+def test_no_box(tmp_path):
     ann = write_refexp(tmp_path, [image_entry(0), image_entry(1)], [ann_entry(0, 0)])
     with pytest.raises(AnnotationError, match=r'expression 1 \(a\.png\) has no referred box'):
         build(tmp_path, ann)
-    assert len(build(tmp_path, ann, test_mode=True)) == 2
+    # at test time too: it could only count as a miss
+    with pytest.raises(AnnotationError, match=r'expression 1 \(a\.png\) has no referred box'):
+        build(tmp_path, ann, test_mode=True)
 
 
 def test_skip_invalid_warns_with_count(tmp_path):

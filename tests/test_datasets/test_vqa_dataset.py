@@ -4,6 +4,7 @@ import importlib.util
 import json
 
 import pytest
+from PIL import Image
 
 from mmvlg.datasets import VQAv2Dataset, answer_soft_score, build_answer_list
 from mmvlg.datasets.refexp import AnnotationError
@@ -23,7 +24,7 @@ def _answers(*pairs):
 def write_vqa(root, questions=None, annotations=None, images=(1, 2)):
     (root / 'images').mkdir(exist_ok=True)
     for i in images:
-        (root / 'images' / f'COCO_train2014_{i:012d}.jpg').write_bytes(b'')
+        Image.new('RGB', (8, 6)).save(root / 'images' / f'COCO_train2014_{i:012d}.jpg')
     questions = questions if questions is not None else [
         dict(question_id=10, image_id=1, question='Is it red?'),
         dict(question_id=11, image_id=1, question='How many dogs?'),

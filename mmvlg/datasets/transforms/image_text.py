@@ -5,6 +5,8 @@ from mmdet.datasets.transforms import PackDetInputs
 
 from mmvlg.registry import TRANSFORMS
 
+from .formatting import positive_strides
+
 IMAGE_TEXT_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
                         'text', 'text_id', 'split', 'question_id', 'answers', 'answer_labels', 'answer_scores')
 
@@ -32,4 +34,4 @@ class PackImageTextInputs(PackDetInputs):
         if not isinstance(text, str) or not text.strip():
             raise KeyError(f'PackImageTextInputs: sample {results.get("img_path")} (text id '
                            f'{results.get("text_id")}) has no text')
-        return super().transform(results)
+        return super().transform(positive_strides(results))

@@ -1,6 +1,7 @@
 """Hugging Face text encoders (BERT, RoBERTa, ...) for grounding models, on transformers 5.x."""
 import os
 import os.path as osp
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -177,6 +178,12 @@ class HFTextEncoder(BaseModule):
                 raise ValueError(f'HFTextEncoder: text {i} of the batch is empty: {t!r}')
         enc = self.tokenizer(list(texts), padding='longest', truncation=True, max_length=self.max_length,
                              return_offsets_mapping=True, return_tensors='pt')
+        cut = sum(bool(e.overflowing) for e in (getattr(enc, 'encodings', None) or []))
+        if cut and not getattr(self, '_warned_truncation', False):  # once: the data sets' text_encoder check counts
+            self._warned_truncation = True
+            warnings.warn(f'HFTextEncoder: {cut} of {len(texts)} texts of a batch are longer than max_length='
+                          f'{self.max_length} tokens and are truncated (words past the cut are not seen); mmvlg\'s '
+                          'data sets count and check them at start-up given this config as text_encoder')
         out = dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'],
                    offsets=enc['offset_mapping'])
         if device is not None:
