@@ -8,6 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmvlg.utils import register_all_modules
+from mmvlg.utils.config_check import check_cfg_options, check_config, has_hook
 from mmvlg.utils.dist_utils import setup_cpu_distributed, teardown_distributed
 
 
@@ -37,6 +38,8 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        # An unknown top-level key would be ignored by the runner without a message (e.g. train_cfgg.max_epochs).
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -55,6 +58,10 @@ def main():
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         for ev in evaluators:
             ev['outfile_prefix'] = args.out
+    # A checkpoint that does not fit the model (beyond CheckpointKeysHook's allow-lists) is an error.
+    if not has_hook(cfg.get('custom_hooks', None), 'CheckpointKeysHook'):
+        cfg.custom_hooks = [*(cfg.get('custom_hooks', None) or []), dict(type='CheckpointKeysHook')]
+    check_config(cfg)
     # Without CUDA a launcher means CPU processes: Gloo instead of NCCL, DDP without device_ids.
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

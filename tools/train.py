@@ -8,6 +8,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmvlg.utils import register_all_modules
+from mmvlg.utils.config_check import check_cfg_options, check_config, has_hook
 from mmvlg.utils.dist_utils import setup_cpu_distributed, teardown_distributed
 
 
@@ -36,6 +37,8 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        # An unknown top-level key would be ignored by the runner without a message (e.g. train_cfgg.max_epochs).
+        check_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -65,6 +68,11 @@ def main():
                for t in hook_types):
         custom_hooks.append(dict(type='SafeCheckpointHook'))
         cfg.custom_hooks = custom_hooks
+    # load_from: say loudly which weights the checkpoint did not fill (CheckpointKeysHook).
+    if not has_hook(cfg.custom_hooks, 'CheckpointKeysHook'):
+        cfg.custom_hooks = [*cfg.custom_hooks, dict(type='CheckpointKeysHook')]
+    # Misspelled hook arguments and near misses of runner keys stop here, not after an epoch of training.
+    check_config(cfg)
     # Without CUDA a launcher means CPU processes: Gloo instead of NCCL, DDP without device_ids.
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

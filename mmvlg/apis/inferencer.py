@@ -111,9 +111,14 @@ class GroundingInferencer(BaseInferencer):
 
     Args:
         model (str | Config | dict, optional): Config file path or config. None to read the config from the
-            checkpoint's ``meta['cfg']``.
+            checkpoint's ``meta['cfg']``: it is parsed as literal data (:func:`mmvlg.utils.safe_config.
+            config_from_text`), never executed, and a stored config that holds anything else (imports, calls,
+            names, ...) is refused with an error that asks for the config file.
         weights (str, optional): Checkpoint path. Without it the model keeps its random weights (with a
-            warning).
+            warning). Every model weight must be in it with its shape, and every weight in it must be in the
+            model, except the keys allowed by the ``allow_missing``/``allow_unexpected`` regular expressions of
+            a ``CheckpointKeysHook`` entry in the config's ``custom_hooks``; otherwise a
+            :class:`~mmvlg.utils.checkpoint_keys.CheckpointKeysError` lists the keys.
         device (str, optional): ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ... Defaults to the available device.
         scope (str): Default registry scope. Defaults to ``'mmvlg'``.
         show_progress (bool): Show a progress bar over the batches. Defaults to False.
@@ -134,9 +139,86 @@ class GroundingInferencer(BaseInferencer):
         register_all_modules(init_default_scope=False)
         init_default_scope(scope)
         self.num_visualized_imgs = 0
+        self._checkpoint_cache: Optional[Tuple[str, dict]] = None
+        if model is None:
+            # MMEngine would run the config text stored in the checkpoint through Config.fromstring (exec);
+            # it is only read as literal data here.
+            model = self._config_from_checkpoint(weights)
         super().__init__(model=model, weights=weights, device=device, scope=scope, show_progress=show_progress)
 
     # ---------------------------------------------------------------------------------------- set-up
+    def _load_checkpoint(self, weights: str) -> dict:
+        """The checkpoint at ``weights``, loaded with ``weights_only=True`` (once per path)."""
+        if self._checkpoint_cache is not None and self._checkpoint_cache[0] == weights:
+            return self._checkpoint_cache[1]
+        from mmengine.runner.checkpoint import _load_checkpoint
+
+        from mmvlg.utils import safe_load_checkpoint
+        if osp.isfile(osp.expanduser(weights)):
+            checkpoint = safe_load_checkpoint(weights, map_location='cpu')
+        else:  # URLs etc. go through MMEngine's loaders (the local one is mmvlg's safe loader)
+            checkpoint = _load_checkpoint(weights, map_location='cpu')
+        if not isinstance(checkpoint, dict):
+            raise TypeError(f'checkpoint {weights!r} holds a {type(checkpoint).__name__}, not a checkpoint dict')
+        self._checkpoint_cache = (weights, checkpoint)
+        return checkpoint
+
+    def _config_from_checkpoint(self, weights: Optional[str]) -> Config:
+        """The config stored in a checkpoint (``message_hub.runtime_info.cfg`` or ``meta['cfg']``, as MMEngine
+        looks for it), read with :func:`mmvlg.utils.safe_config.config_from_text`: literal data only, never
+        executed."""
+        from mmvlg.utils.safe_config import config_from_text
+        if weights is None:
+            raise ValueError('GroundingInferencer: give a config (model=...) or a checkpoint (weights=...) that '
+                             'stores its config')
+        checkpoint = self._load_checkpoint(weights)
+        runtime_info = (checkpoint.get('message_hub') or {}).get('runtime_info') or {}
+        if isinstance(runtime_info.get('cfg'), str):
+            text, where = runtime_info['cfg'], "message_hub['runtime_info']['cfg']"
+        elif isinstance((checkpoint.get('meta') or {}).get('cfg'), str):
+            text, where = checkpoint['meta']['cfg'], "meta['cfg']"
+        else:
+            raise ValueError(f'checkpoint {weights!r} stores no config (meta["cfg"]); pass the config file as '
+                             'GroundingInferencer(model=CONFIG, weights=...)')
+        return config_from_text(text, source=f'of checkpoint {weights!r} ({where})')
+
+    def _init_model(self, cfg: Union[Config, ConfigDict], weights: Optional[str], device: str = 'cpu'):
+        """Build the model of ``cfg`` and load ``weights`` into it (see :meth:`_load_weights_to_model`)."""
+        if not cfg:  # BaseInferencer would Config.fromstring() the checkpoint's config; never here
+            raise ValueError('GroundingInferencer: no config to build the model from')
+        checkpoint = self._load_checkpoint(weights) if weights is not None else None
+        if cfg.model.get('pretrained') is not None:  # the checkpoint has the weights
+            del cfg.model.pretrained
+        from mmvlg.registry import MODELS
+        model = MODELS.build(cfg.model)
+        model.cfg = cfg
+        self._load_weights_to_model(model, checkpoint, cfg, weights)
+        model.to(device)
+        model.eval()
+        self._checkpoint_cache = None
+        return model
+
+    def _load_weights_to_model(self, model: torch.nn.Module, checkpoint: Optional[dict],
+                               cfg: Optional[Union[Config, ConfigDict]], weights: Optional[str] = None) -> None:
+        """Load the checkpoint into the model after checking that it fills every weight.
+
+        Keys that may differ are the ``allow_missing``/``allow_unexpected`` regular expressions of a
+        ``CheckpointKeysHook`` entry of the config's ``custom_hooks``; any other missing, unexpected or
+        shape-mismatched key is a :class:`~mmvlg.utils.checkpoint_keys.CheckpointKeysError`.
+        """
+        if checkpoint is None:
+            return super()._load_weights_to_model(model, checkpoint, cfg)
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+        from mmvlg.utils.checkpoint_keys import check_checkpoint_keys
+        from mmvlg.utils.config_check import has_hook
+        options: dict = {}
+        for hook in (cfg.get('custom_hooks', None) or []) if cfg is not None else []:
+            if isinstance(hook, dict) and has_hook([hook], 'CheckpointKeysHook'):
+                options = {k: hook[k] for k in ('allow_missing', 'allow_unexpected', 'max_listed') if k in hook}
+        check_checkpoint_keys(model, checkpoint, filename=weights, on_mismatch='error', **options)
+        _load_checkpoint_to_model(model, checkpoint)
+
     def _init_pipeline(self, cfg: Union[Config, ConfigDict]) -> Callable:
         return GroundingInferencePipeline(get_test_pipeline_cfg(cfg))
 

@@ -6,7 +6,10 @@ from .checkpoint import (
                          safe_load_checkpoint,
                          sanitize_checkpoint,
 )
+from .checkpoint_keys import CheckpointKeysError, check_checkpoint_keys
+from .safe_config import UnsafeConfigError, config_from_text
 from .setup_env import register_all_modules
 
 __all__ = ['register_all_modules', 'register_checkpoint_safe_globals', 'safe_load_checkpoint',
            'SAFE_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError', 'sanitize_checkpoint', 'restore_checkpoint']
+__all__ += ['CheckpointKeysError', 'check_checkpoint_keys', 'UnsafeConfigError', 'config_from_text']
