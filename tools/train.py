@@ -68,6 +68,9 @@ def main():
                for t in hook_types):
         custom_hooks.append(dict(type='SafeCheckpointHook'))
         cfg.custom_hooks = custom_hooks
+    # Random states in every checkpoint and per-sample seeding of the data: a resumed run is bit-identical.
+    if not has_hook(cfg.custom_hooks, 'RandomStateHook'):
+        cfg.custom_hooks = [*cfg.custom_hooks, dict(type='RandomStateHook')]
     # load_from: say loudly which weights the checkpoint did not fill (CheckpointKeysHook).
     if not has_hook(cfg.custom_hooks, 'CheckpointKeysHook'):
         cfg.custom_hooks = [*cfg.custom_hooks, dict(type='CheckpointKeysHook')]

@@ -100,8 +100,9 @@ class GroundingInferencer(BaseInferencer):
 
     Preprocessing follows the config's test pipeline (``test_dataloader.dataset.pipeline``, the first
     dataset's for a ``ConcatDataset``) without ``LoadGroundingAnnotations``; arrays are loaded with
-    ``mmdet.LoadImageFromNDArray``. Checkpoints are loaded with ``torch.load(weights_only=True)`` (mmvlg
-    registers :func:`mmvlg.utils.safe_load_checkpoint` as MMEngine's local loader).
+    ``mmdet.LoadImageFromNDArray``. Checkpoints are loaded with ``torch.load(weights_only=True)`` from a path
+    or any URL scheme MMEngine knows (mmvlg replaces each of MMEngine's checkpoint loaders, see
+    :mod:`mmvlg.utils.checkpoint`).
 
     Example:
         >>> inferencer = GroundingInferencer('configs/mdetr/...synthref.py', 'epoch_6.pth', device='cpu')

@@ -21,6 +21,7 @@ from mmengine.dataset import BaseDataset
 
 from mmvlg.registry import DATASETS
 
+from .seeding import SampleSeedingMixin
 from .validation import (
     DEFAULT_MAX_IMAGE_SIZE,
     AnnotationError,
@@ -52,7 +53,7 @@ def _read_jsonl(ann_file: str) -> List[Tuple[int, Any]]:
 
 
 @DATASETS.register_module()
-class CaptionDataset(BaseDataset):
+class CaptionDataset(SampleSeedingMixin, BaseDataset):
     """Image-caption pairs (see the module doc for the formats).
 
     ``data_info`` keys: ``img_path``, ``img_id`` (the COCO image id, the JSON-lines ``image_id`` or the image's

@@ -13,6 +13,7 @@ from mmdet.datasets import BaseDetDataset
 
 from mmvlg.registry import DATASETS
 
+from .seeding import SampleSeedingMixin
 from .validation import (
     DEFAULT_MAX_IMAGE_SIZE,
     AnnotationError,
@@ -51,7 +52,7 @@ def load_json_annotations(ann_file: str) -> Dict:
 
 
 @DATASETS.register_module()
-class MDETRRefExpDataset(BaseDetDataset):
+class MDETRRefExpDataset(SampleSeedingMixin, BaseDetDataset):
     """Referring expressions in MDETR's format (RefCOCO, RefCOCO+, RefCOCOg, SynthRef, ...).
 
     Every sample is one expression with its referred box(es). ``data_info`` keys: ``img_path``, ``img_id``

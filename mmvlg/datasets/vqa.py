@@ -23,6 +23,7 @@ from mmengine.dataset import BaseDataset
 from mmvlg.evaluation.metrics.vqa_metric import normalize_answer
 from mmvlg.registry import DATASETS
 
+from .seeding import SampleSeedingMixin
 from .validation import (
     DEFAULT_MAX_IMAGE_SIZE,
     AnnotationError,
@@ -104,7 +105,7 @@ def _load_object(path: str, key: str) -> Dict[str, Any]:
 
 
 @DATASETS.register_module()
-class VQAv2Dataset(BaseDataset):
+class VQAv2Dataset(SampleSeedingMixin, BaseDataset):
     """VQA v2-format questions (and answers), one sample per question (see the module doc for the files).
 
     ``data_info`` keys: ``img_path``, ``img_id`` (the image id), ``question_id``, ``text`` (the question),

@@ -212,18 +212,18 @@ def test_malicious_checkpoint_is_refused(tmp_path, data_root, resume):
     assert not marker.exists()
 
 
-def test_legacy_mmengine_checkpoint_needs_getattr_and_is_refused(tmp_path):
-    """A HistoryBuffer pickled as MMEngine does it carries its statistics functions, which only load through
-    ``builtins.getattr``; that global stays off the allow-list, so such a file is refused, naming it."""
+def test_plain_mmengine_checkpoint_loads_without_code(tmp_path):
+    """A HistoryBuffer pickled as MMEngine does it carries its statistics functions, which load only through
+    ``builtins.getattr``: that name is bound to a function that gives exactly those four functions, so the
+    file loads (issue 15) and nothing else is reachable through it (tests/test_catalogue/test_security.py)."""
     buffer = HistoryBuffer()
     buffer.update(1.0)
     path = str(tmp_path / 'legacy.pth')
     torch.save(dict(state_dict=dict(), message_hub=dict(log_scalars=dict(loss=buffer))), path)
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)  # with mmvlg's allow-list
-    assert unsafe == ['builtins.getattr'], unsafe
-    with pytest.raises(UnsafeCheckpointError, match='legacy.pth') as err:
-        safe_load_checkpoint(path)
-    assert 'getattr' in str(err.value)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []  # with mmvlg's allow-list
+    assert 'builtins.getattr' in unsafe_globals_for_plain_torch(path)  # what plain torch refuses
+    loaded = safe_load_checkpoint(path)['message_hub']['log_scalars']['loss']
+    assert type(loaded) is HistoryBuffer and loaded.current() == 1.0
 
 
 @pytest.mark.parametrize('prefix', ['', 'module.'])

@@ -2,9 +2,9 @@
 """Convert a trusted checkpoint that mmvlg refuses (``UnsafeCheckpointError``) into a safe one.
 
 mmvlg loads every checkpoint with ``torch.load(weights_only=True)``. Checkpoints written by a plain MMEngine
-Runner (without :class:`~mmvlg.engine.hooks.SafeCheckpointHook`), e.g. by MMDetection, pickle the message
-hub's ``HistoryBuffer`` objects with their statistics functions, which needs ``builtins.getattr`` to load, and
-other code bases may pickle arbitrary objects. This tool unpickles such a file *with code execution enabled*
+Runner, e.g. by MMDetection, load as they are (mmvlg allow-lists exactly the data their message hub holds),
+but other code bases may pickle arbitrary objects (their own classes, ``argparse.Namespace``, ...), which are
+refused. This tool unpickles such a file *with code execution enabled*
 (only do this for files you trust), stores the message hub as plain data and numpy scalars as numbers
 (:func:`mmvlg.utils.checkpoint.sanitize_checkpoint`), optionally keeps only the weights, checks that the
 result loads with ``weights_only=True`` and writes it.

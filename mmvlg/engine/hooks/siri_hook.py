@@ -15,6 +15,7 @@ from mmengine.runner import BaseLoop, EpochBasedTrainLoop, IterBasedTrainLoop
 from torch import nn
 
 from mmvlg.registry import HOOKS
+from mmvlg.utils.atomic_io import atomic_torch_save, atomic_write_text
 
 # SiRi's default split of MDETR*: the vision-language encoder is kept, everything else re-initialized.
 DEFAULT_KEEP = ('encoder', )
@@ -144,6 +145,7 @@ class SiRiHook(Hook):
         self.by_epoch = True
         self._training = False
         self._initial_state: Optional[Dict[str, torch.Tensor]] = None
+        self._check_missing_validation = False
 
     # ---------------------------------------------------------------------------------------- schedule
     def round_start(self, r: int) -> int:
@@ -204,8 +206,13 @@ class SiRiHook(Hook):
     def before_train(self, runner) -> None:
         """Take the snapshot of the initial values (after ``init_weights`` and ``load_from``); when resuming,
         read back the snapshot that the start of the run wrote."""
-        if self.reinit != 'initial':
-            return
+        if self.reinit == 'initial':
+            self._load_or_save_initial_state(runner)
+        # The check waits for the first epoch/iteration: the other hooks (CheckpointHook's best tracking) are
+        # set up in their own before_train.
+        self._check_missing_validation = runner.iter > 0
+
+    def _load_or_save_initial_state(self, runner) -> None:
         path = osp.join(runner.work_dir, INITIAL_STATE_FILE)
         model = _unwrap(runner.model)
         if runner.iter > 0:  # resumed
@@ -227,17 +234,42 @@ class SiRiHook(Hook):
             # stays in memory.
             snapshot = {n: t.detach().cpu().clone() for n, t in _named_tensors(model)}
             if is_main_process():
-                torch.save(snapshot, path)
+                atomic_torch_save(snapshot, path)
         self._initial_state = {n: t for n, t in snapshot.items() if not _matches(n, self.keep)}
+
+    def _rerun_missing_validation(self, runner) -> None:
+        """On resume, run the validation that was due right after the resumed checkpoint if neither the
+        checkpoint nor a summary recorded it (the run was killed during it, or before it wrote the summary),
+        so that the round's values and best are complete."""
+        loop, val_loop = runner.train_loop, getattr(runner, '_val_loop', None)
+        if not isinstance(val_loop, BaseLoop):
+            return
+        done, total = (runner.epoch, loop.max_epochs) if self.by_epoch else (runner.iter, loop.max_iters)
+        interval, begin = getattr(loop, 'val_interval', 1), getattr(loop, 'val_begin', 1)
+        due = done >= begin and (done % interval == 0 or done == total)
+        if not due or any(e['iter'] == runner.iter for e in self.history):
+            return
+        runner.logger.warning(f'SiRi: the validation after {self._unit()} {done} is in neither the checkpoint nor '
+                              f'{SUMMARY_FILE}: running it again')
+        from .random_state_hook import capture_random_state, restore_random_state
+        state = capture_random_state()  # the validation must not shift the training's random stream
+        runner.val_loop.run()
+        restore_random_state(state)
 
     # ---------------------------------------------------------------------------------------- the rounds
     def before_train_epoch(self, runner) -> None:
         """Start a round if epoch ``runner.epoch`` is the first of one (epoch-based loops)."""
+        if self._check_missing_validation:
+            self._check_missing_validation = False
+            self._rerun_missing_validation(runner)
         if self.by_epoch:
             self._maybe_start_round(runner, runner.epoch)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         """Start a round if iteration ``runner.iter`` is the first of one (iteration-based loops)."""
+        if self._check_missing_validation:
+            self._check_missing_validation = False
+            self._rerun_missing_validation(runner)
         if not self.by_epoch:
             self._maybe_start_round(runner, runner.iter)
 
@@ -410,8 +442,7 @@ class SiRiHook(Hook):
 
     def _write_summary(self, runner) -> None:
         if is_main_process():
-            with open(osp.join(runner.work_dir, SUMMARY_FILE), 'w') as f:
-                json.dump(self.summary(), f, indent=1)
+            atomic_write_text(osp.join(runner.work_dir, SUMMARY_FILE), json.dumps(self.summary(), indent=1))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Store the round state in ``checkpoint['meta']['siri']``.
@@ -451,8 +482,16 @@ class SiRiHook(Hook):
         for summary_file in _run_files(runner, SUMMARY_FILE):
             if not osp.isfile(summary_file):
                 continue
-            with open(summary_file) as f:
-                logged = [e for e in json.load(f).get('history', []) if e['iter'] <= meta.get('iter', 0)]
+            try:
+                with open(summary_file) as f:
+                    logged = [dict(round=int(e['round']), epoch=int(e['epoch']), iter=int(e['iter']),
+                                   value=float(e['value']))
+                              for e in json.load(f).get('history', []) if e['iter'] <= meta.get('iter', 0)]
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+                runner.logger.warning(f'SiRi: {summary_file} is unreadable ({type(err).__name__}: {err}); the '
+                                      'history comes from the checkpoint, and a validation missing from it is '
+                                      'run again')
+                continue
             if len(logged) > len(history) and logged[:len(history)] == history:
                 history = logged
                 break
