@@ -35,7 +35,7 @@ def test_itm_pairs_from_similarities():
     torch.manual_seed(0)
     sim = torch.randn(4, 4)
     img_ids = torch.tensor([5, 5, 6, 7])
-    from mmvlg.models.vl_models import FIBERCoarse
+    from mmvlg.models.multimodal import FIBERCoarse
     img_idx, text_idx, labels = FIBERCoarse.itm_pairs(sim, img_ids)
     assert len(img_idx) == len(text_idx) == len(labels) == 12
     assert labels[:4].tolist() == [1] * 4 and labels[4:].sum() == 0

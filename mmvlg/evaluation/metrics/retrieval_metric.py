@@ -60,7 +60,7 @@ class RetrievalRecallMetric(BaseMetric):
     Two inputs are accepted:
 
     * per-sample predictions of a dual encoder (``img_embed``, ``text_embed``, ``img_id``, ``text_id``, e.g.
-      :meth:`FIBERCoarse.predict <mmvlg.models.vl_models.FIBERCoarse.predict>` in a plain ``ValLoop``): the
+      :meth:`FIBERCoarse.predict <mmvlg.models.multimodal.FIBERCoarse.predict>` in a plain ``ValLoop``): the
       gallery images are the distinct ``img_id`` values, each text's ground truth is its sample's image, and
       the scores are the cosine similarities;
     * one dict with ``i2t_scores``, ``t2i_scores`` (n_img, n_text) and ``text_to_image`` (as

@@ -1,7 +1,6 @@
 """FIBER's fine-grained grounding detector (arXiv:2206.07643, sections 3.2 and 3.3)."""
 from typing import Dict, List, Sequence, Tuple
 
-import torch
 from mmdet.models.detectors import BaseDetector
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -10,11 +9,12 @@ from torch import Tensor
 
 from mmvlg.registry import MODELS
 
+from ..multimodal.base import VisionLanguageMixin
 from ..utils import spans_to_positive_map
 
 
 @MODELS.register_module()
-class FIBER(BaseDetector):
+class FIBER(VisionLanguageMixin, BaseDetector):
     r"""`FIBER <https://arxiv.org/abs/2206.07643>`_: fusion-in-the-backbone grounding detector for phrase
     grounding and referring expression comprehension (REC).
 
@@ -84,16 +84,6 @@ class FIBER(BaseDetector):
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
 
     # ------------------------------------------------------------------------------------- features
-    @staticmethod
-    def padding_mask(batch_inputs: Tensor, batch_data_samples: SampleList) -> Tensor:
-        """(bs, H, W) bool, True at the padding the data preprocessor added around each ``img_shape``."""
-        bs, _, h, w = batch_inputs.shape
-        mask = batch_inputs.new_ones(bs, h, w, dtype=torch.bool)
-        for b, ds in enumerate(batch_data_samples):
-            ih, iw = ds.metainfo.get('img_shape', (h, w))[:2]
-            mask[b, :ih, :iw] = False
-        return mask
-
     def extract_feat(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Tuple[Tuple[Tensor], dict]:
         """Text-aware image features through the neck and image-aware text features.
 

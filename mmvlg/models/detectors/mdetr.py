@@ -14,10 +14,11 @@ from mmvlg.registry import MODELS
 from ..language_models import FeatureResizer
 from ..layers import grid_points, sine_embed_points
 from ..layers.positional_encoding import siri_grid_query_embed
+from ..multimodal.base import VisionLanguageMixin
 
 
 @MODELS.register_module()
-class MDETR(BaseDetector):
+class MDETR(VisionLanguageMixin, BaseDetector):
     r"""Modulated DETR for referring expressions and phrase grounding, with SiRi's improvements (MDETR*):
     low-level feature fusion in the neck, 16 queries, the 2-soft-token head and no contrastive loss, and
     optionally multi-task SiRi's auxiliary decoder with constant queries.
@@ -157,12 +158,8 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
             ``feat_shape`` (h, w) and ``attn_weights`` (every layer's (bs, N, N) weights, if asked).
         """
         feat = self.extract_feat(batch_inputs)[-1]
-        bs, _, in_h, in_w = batch_inputs.shape
-        mask = batch_inputs.new_ones(bs, in_h, in_w, dtype=torch.bool)
-        for b, ds in enumerate(batch_data_samples):
-            h, w = ds.img_shape
-            mask[b, :h, :w] = False
-        mask = F.interpolate(mask[None].float(), size=feat.shape[-2:])[0].bool()
+        mask = F.interpolate(self.padding_mask(batch_inputs, batch_data_samples)[None].float(),
+                             size=feat.shape[-2:])[0].bool()
         pos = self.positional_encoding(mask)
         img_tokens = feat.flatten(2).transpose(1, 2)
         img_pos = pos.flatten(2).transpose(1, 2).to(img_tokens.dtype)
@@ -174,7 +171,7 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
         memory, weights = self.encoder(x, x_pos, x_mask, need_weights)
         return dict(memory=memory, memory_pos=x_pos, memory_mask=x_mask, text=text,
                     num_img_tokens=img_tokens.shape[1], feat_shape=tuple(feat.shape[-2:]),
-                    input_shape=(in_h, in_w), attn_weights=weights)
+                    input_shape=tuple(batch_inputs.shape[-2:]), attn_weights=weights)
 
     def _queries(self, which: str, bs: int) -> Tensor:
         if which == 'main':

@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmvlg.registry import MODELS
 
-from ..layers.cross_modal_pooler import CrossModalPooler
-from ..utils.mlm_masking import mask_tokens
+from ...layers.cross_modal_pooler import CrossModalPooler
+from ...utils.mlm_masking import mask_tokens
+from ..base import BaseVLModel
 
 
 def ids_tensor(data_samples: SampleList, key: str = 'img_id', device=None) -> Tensor:
@@ -31,7 +31,7 @@ def ids_tensor(data_samples: SampleList, key: str = 'img_id', device=None) -> Te
     return torch.tensor(out, dtype=torch.long, device=device)
 
 
-class FIBERCoarseBase(BaseModel):
+class FIBERCoarseBase(BaseVLModel):
     """The FIBER backbone run at image level: the tokens of the last Swin stage and the text tokens.
 
     Args:
@@ -47,23 +47,6 @@ class FIBERCoarseBase(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.img_dims = self.backbone.out_channels[-1]
         self.text_dims = self.backbone.text_dims
-
-    @property
-    def tokenizer(self):
-        return self.backbone.language_model.tokenizer
-
-    def tokenize(self, texts: Sequence[str], device=None) -> Dict[str, Tensor]:
-        return self.backbone.language_model.tokenize(list(texts), device=device)
-
-    @staticmethod
-    def padding_mask(inputs: Tensor, data_samples: SampleList) -> Tensor:
-        """(bs, H, W) bool, True at the padding added around each ``img_shape``."""
-        bs, _, h, w = inputs.shape
-        mask = inputs.new_ones(bs, h, w, dtype=torch.bool)
-        for b, ds in enumerate(data_samples):
-            ih, iw = ds.metainfo.get('img_shape', (h, w))[:2]
-            mask[b, :ih, :iw] = False
-        return mask
 
     def encode(self, inputs: Tensor, tokens: Dict[str, Tensor], padding_mask: Optional[Tensor], fusion: bool
                ) -> Tuple[Tensor, Optional[Tensor], Dict[str, Tensor]]:
@@ -144,15 +127,6 @@ class FIBERCoarse(FIBERCoarseBase):
         self.mlm_cfg = dict(dict(mask_prob=0.15, replace_prob=0.8, random_prob=0.1), **(mlm_cfg or {}))
         self.rerank_cfg = dict(dict(k=0, itm_weight=1.0, batch_size=64), **(rerank_cfg or {}))
 
-    def forward(self, inputs: Tensor, data_samples: SampleList = None, mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
-
     # ------------------------------------------------------------------------------------------ losses
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         device = inputs.device
@@ -193,7 +167,7 @@ class FIBERCoarse(FIBERCoarseBase):
         Returns:
             tuple: image indices, text indices and 0/1 labels, each (n,).
         """
-        from ..heads.itm_head import sample_hard_negatives
+        from ...heads.itm_head import sample_hard_negatives
         bs = len(img_ids)
         ar = torch.arange(bs, device=img_ids.device)
         pos = img_ids[:, None] == img_ids[None, :]
@@ -294,14 +268,9 @@ class FIBERVQA(FIBERCoarseBase):
         self.pooler = CrossModalPooler(self.img_dims, self.text_dims, embed_dims)
         self.vqa_head = MODELS.build(dict(dict(in_dims=2 * embed_dims), **vqa_head))
 
-    def forward(self, inputs: Tensor, data_samples: SampleList = None, mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.vqa_head(self.fused_cls(inputs, data_samples))
-        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
+    def _forward(self, inputs: Tensor, data_samples: SampleList = None) -> Tensor:
+        """The answer logits (bs, num_answers)."""
+        return self.vqa_head(self.fused_cls(inputs, data_samples))
 
     def fused_cls(self, inputs: Tensor, data_samples: SampleList) -> Tensor:
         """(bs, 2 * embed_dims) ``[text_cls; image_cls]`` of the fusion encoder."""
