@@ -1,6 +1,6 @@
 """Image-text retrieval Recall@K."""
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -53,6 +53,28 @@ def retrieval_recall(i2t_scores: Tensor, text_to_image: Sequence[int], t2i_score
     return out
 
 
+def group_texts_by_image(img_ids: Sequence) -> Tuple[List[int], List[int]]:
+    """The gallery of a retrieval set (shared by this metric and :class:`~mmvlg.engine.RetrievalValLoop`): one
+    image per distinct id, in order of first appearance, and each text's image row.
+
+    Args:
+        img_ids (list): The image id of every sample (one sample per text), in order.
+
+    Returns:
+        tuple: the index of the first sample of each distinct image (the gallery rows), and for every sample
+        the gallery row of its image.
+    """
+    rows: Dict = {}
+    first: List[int] = []
+    text_to_image: List[int] = []
+    for i, img_id in enumerate(img_ids):
+        if img_id not in rows:
+            rows[img_id] = len(first)
+            first.append(i)
+        text_to_image.append(rows[img_id])
+    return first, text_to_image
+
+
 @METRICS.register_module()
 class RetrievalRecallMetric(BaseMetric):
     """Image-text retrieval Recall@1/5/10 in both directions over a whole test set.
@@ -64,7 +86,8 @@ class RetrievalRecallMetric(BaseMetric):
       gallery images are the distinct ``img_id`` values, each text's ground truth is its sample's image, and
       the scores are the cosine similarities;
     * one dict with ``i2t_scores``, ``t2i_scores`` (n_img, n_text) and ``text_to_image`` (as
-      :class:`~mmvlg.engine.RetrievalValLoop` writes after ITM re-ranking).
+      :class:`~mmvlg.engine.RetrievalValLoop` writes; it ranks with the model's retrieval protocol,
+      :class:`~mmvlg.models.multimodal.retrieval.ImageTextRetrievalMixin`).
 
     Keys: ``{prefix}/text_R@K``, ``{prefix}/image_R@K`` and ``{prefix}/R_mean`` (see :func:`retrieval_recall`).
 
@@ -102,13 +125,8 @@ class RetrievalRecallMetric(BaseMetric):
             r = results[0]
             metrics = retrieval_recall(r['i2t_scores'], r['text_to_image'], r['t2i_scores'], self.topk)
         else:
-            rows: Dict = {}
-            images, text_to_image = [], []
-            for r in results:
-                if r['img_id'] not in rows:
-                    rows[r['img_id']] = len(images)
-                    images.append(r['img_embed'])
-                text_to_image.append(rows[r['img_id']])
+            first, text_to_image = group_texts_by_image([r['img_id'] for r in results])
+            images = [results[i]['img_embed'] for i in first]
             sim = torch.stack(images) @ torch.stack([r['text_embed'] for r in results]).t()
             metrics = retrieval_recall(sim, text_to_image, topk=self.topk)
         MMLogger.get_current_instance().info(

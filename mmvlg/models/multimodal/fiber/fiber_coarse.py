@@ -14,6 +14,7 @@ from mmvlg.registry import MODELS
 from ...layers.cross_modal_pooler import CrossModalPooler
 from ...utils.mlm_masking import mask_tokens
 from ..base import BaseVLModel
+from ..retrieval import ImageTextRetrievalMixin, rescore_topk
 
 
 def ids_tensor(data_samples: SampleList, key: str = 'img_id', device=None) -> Tensor:
@@ -77,7 +78,7 @@ class FIBERCoarseBase(BaseVLModel):
 
 
 @MODELS.register_module()
-class FIBERCoarse(FIBERCoarseBase):
+class FIBERCoarse(ImageTextRetrievalMixin, FIBERCoarseBase):
     r"""`FIBER <https://arxiv.org/abs/2206.07643>`_'s coarse-grained model: image-text pre-training with ITC,
     ITM and MLM (section 3.2) and image-text retrieval (section 3.3).
 
@@ -211,9 +212,10 @@ class FIBERCoarse(FIBERCoarseBase):
     @torch.no_grad()
     def rerank(self, sim: Tensor, images: Tensor, texts: Sequence[str], image_padding: Optional[Tensor] = None,
                k: Optional[int] = None) -> Tuple[Tensor, Tensor]:
-        """Re-rank the dual encoder's top-k by the fusion encoder (the paper's Table 4): for every query, its k
-        best candidates get ``sim + itm_weight * ITM score`` and rank before all the others, which keep their
-        dual-encoder order.
+        """Re-rank the dual encoder's top-k by the fusion encoder (the paper's Table 4), for a gallery given as
+        preprocessed images and texts: for every query, its k best candidates get
+        ``sim + itm_weight * ITM score`` and rank before all the others, which keep their dual-encoder order
+        (:func:`~mmvlg.models.multimodal.retrieval.rescore_topk`).
 
         Args:
             sim (Tensor): (n_img, n_text) dual-encoder similarities.
@@ -226,24 +228,59 @@ class FIBERCoarse(FIBERCoarseBase):
             tuple: (n_img, n_text) image-to-text (text retrieval) and text-to-image (image retrieval) scores.
         """
         k = self.rerank_cfg['k'] if k is None else k
-        w = self.rerank_cfg['itm_weight']
-        out = []
-        for transpose in (False, True):
-            s = sim.t() if transpose else sim  # rows are the queries
-            kk = min(k, s.shape[1])
-            top = s.topk(kk, dim=1).indices
-            q = torch.arange(s.shape[0], device=s.device)[:, None].expand_as(top).reshape(-1)
-            c = top.reshape(-1)
-            img, txt = (c, q) if transpose else (q, c)
-            itm = self.itm_scores(images[img.to(images.device)],
-                                  image_padding[img.to(images.device)] if image_padding is not None else None,
-                                  [texts[j] for j in txt.tolist()]).to(s)
-            # every non-top-k candidate below every top-k one, dual-encoder order kept
-            shift = (s.max() - s.min()) + (w * itm.abs().max() if len(itm) else 0) + 1
-            new = s - shift
-            new[q, c] = s[q, c] + w * itm
-            out.append(new.t() if transpose else new)
-        return out[0], out[1]
+
+        def score_fn(img: Tensor, txt: Tensor) -> Tensor:
+            img = img.to(images.device)
+            return self.itm_scores(images[img], image_padding[img] if image_padding is not None else None,
+                                   [texts[j] for j in txt.tolist()])
+
+        return rescore_topk(sim, score_fn, k, self.rerank_cfg['itm_weight'])
+
+    # ----------------------------------------------------------- the retrieval protocol (RetrievalValLoop)
+    @property
+    def retrieval_cfg(self) -> Dict:
+        """``rerank_cfg`` in the protocol's names: ``k``, ``weight`` (= ``itm_weight``), ``batch_size``."""
+        return dict(k=self.rerank_cfg['k'], weight=self.rerank_cfg['itm_weight'],
+                    batch_size=self.rerank_cfg['batch_size'])
+
+    @torch.no_grad()
+    def encode_batch(self, inputs: Tensor, data_samples: SampleList) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """One dual-encoder forward (fusion off) for the images and the texts of a batch.
+
+        FIBER fuses inside its backbone, so what its ITM re-scoring needs of an image is the preprocessed image
+        itself: the cache holds it (float16, with its padding mask) and the text's token ids.
+
+        Returns:
+            tuple: image features ``embed`` (bs, D), ``pixels`` (bs, 3, H, W) float16, ``padding_mask``
+            (bs, H, W); text features ``embed`` (bs, D), ``input_ids``, ``attention_mask`` (bs, L), ``offsets``
+            (bs, L, 2).
+        """
+        if self.itc_head is None:
+            raise RuntimeError('FIBERCoarse: retrieval needs an itc_head (dual encoder)')
+        tok = self.tokenize([ds.text for ds in data_samples], inputs.device)
+        pad = self.padding_mask(inputs, data_samples)
+        img_tokens, valid, text = self.encode(inputs, tok, pad, fusion=False)
+        img_emb, text_emb = self.itc_head(img_tokens, valid, text['embeds'])
+        return (dict(embed=img_emb, pixels=inputs.half(), padding_mask=pad),
+                dict(embed=text_emb, input_ids=tok['input_ids'], attention_mask=tok['attention_mask'],
+                     offsets=tok['offsets']))
+
+    def encode_images(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
+        return self.encode_batch(inputs, data_samples)[0]
+
+    def encode_texts(self, texts: Sequence[str], device=None) -> Dict[str, Tensor]:
+        raise NotImplementedError('FIBERCoarse encodes texts with their images: use encode_batch')
+
+    @torch.no_grad()
+    def score_pairs(self, image_feats: Dict[str, Tensor], text_feats: Dict[str, Tensor]) -> Tensor:
+        """(n,) ITM scores of n row-aligned (image, text) pairs from the cache (fusion on)."""
+        if self.itm_head is None:
+            raise RuntimeError('FIBERCoarse: ITM re-scoring needs an itm_head (or set rerank_cfg.k=0)')
+        dtype = next(self.parameters()).dtype
+        tok = {k: text_feats[k] for k in ('input_ids', 'attention_mask', 'offsets')}
+        img_tokens, valid, text = self.encode(image_feats['pixels'].to(dtype), tok, image_feats['padding_mask'],
+                                              fusion=True)
+        return self.itm_head.score(self.pooler(img_tokens, valid, text['embeds'])['cls'])
 
 
 @MODELS.register_module()
