@@ -8,8 +8,8 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # mmdet's DetVisualizationHook, but test drawings are saved per sample, not per image file.
     visualization=dict(type='SampleVisualizationHook'))
-# Keeps every saved checkpoint loadable with torch.load(weights_only=True).
-custom_hooks = [dict(type='SafeCheckpointHook')]
+# No custom hook is needed to keep checkpoints loadable with torch.load(weights_only=True): importing mmvlg makes
+# every Runner sanitize what it saves (mmvlg/utils/checkpoint.py, register_sanitizing_checkpoint_save).
 
 env_cfg = dict(
     cudnn_benchmark=False,

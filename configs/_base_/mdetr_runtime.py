@@ -4,6 +4,5 @@ _base_ = ['./default_runtime.py']
 
 default_hooks = dict(checkpoint=dict(save_best='refexp/Prec@1', rule='greater'))
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002, update_buffers=True, priority=49),
 ]

@@ -69,7 +69,6 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(save_best='coco/bbox_mAP', rule='greater'))
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.001, update_buffers=True, priority=49),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=32)

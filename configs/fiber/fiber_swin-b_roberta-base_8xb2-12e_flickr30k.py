@@ -55,6 +55,5 @@ val_evaluator = dict(type='FlickrRecallMetric', topk=(1, 5, 10), iou_thr=0.5, me
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='flickr/Recall@1', rule='greater'))
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.001, update_buffers=True, priority=49),
 ]

@@ -37,6 +37,5 @@ test_dataloader = dict(
 default_hooks = dict(checkpoint=dict(save_best='refexp/Prec@1', rule='greater'))
 # The authors fine-tune with an EMA of the weights (0.999) and mixed precision.
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.001, update_buffers=True, priority=49),
 ]

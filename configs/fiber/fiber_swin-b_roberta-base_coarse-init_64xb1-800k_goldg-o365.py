@@ -78,7 +78,6 @@ default_hooks = dict(
     logger=dict(interval=50))
 log_processor = dict(by_epoch=False)
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     # MODEL_EMA 0.999 in the authors' file
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.001, update_buffers=True, priority=49),
 ]

@@ -11,6 +11,5 @@ _base_ = [
 default_hooks = dict(checkpoint=dict(save_best='refexp/Prec@1', rule='greater'))
 # The authors train with an EMA of the weights (decay 0.9998) and evaluate the EMA model.
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002, update_buffers=True, priority=49),
 ]

@@ -27,7 +27,6 @@ siri_hook = dict(
     type='SiRiHook', initial=initial_epochs, round_length=round_epochs, num_rounds=num_rounds, keep=('encoder', ),
     reinit='initial', reset_optimizer='all', metric='refexp/Prec@1', rule='greater')
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002, update_buffers=True, priority=49),
     siri_hook,
 ]

@@ -4,7 +4,7 @@
 # random draw), resets the optimizer and restarts the learning-rate warm-up (sections 3.2 and 4.2).
 # The paper retrains until the validation accuracy converges, usually after 5 to 8 rounds; this config runs
 # 5 rounds (for more, raise num_rounds and train_cfg.max_epochs together, e.g.
-#   --cfg-options custom_hooks.2.num_rounds=8 train_cfg.max_epochs=295).
+#   --cfg-options custom_hooks.1.num_rounds=8 train_cfg.max_epochs=295).
 _base_ = ['../mdetr/mdetr-star_r101_roberta-base_4xb18-55e_refcoco.py']
 
 initial_epochs = 55
@@ -27,7 +27,6 @@ siri_hook = dict(
     reinit='initial', reset_optimizer='all', metric='refexp/Prec@1', rule='greater')
 # The authors train with an EMA of the weights (decay 0.9998) and evaluate the EMA model; it restarts every round.
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=0.0002, update_buffers=True, priority=49),
     siri_hook,
 ]

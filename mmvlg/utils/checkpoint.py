@@ -20,16 +20,19 @@ What MMEngine's checkpoints hold besides tensors is allow-listed as data only:
   cannot reach a bound method such as ``ndarray.tofile`` through it.
 
 So a checkpoint written by a plain MMEngine or MMDetection run loads as it is. mmvlg's own checkpoints need
-none of this: :func:`sanitize_checkpoint`, run by :class:`~mmvlg.engine.hooks.SafeCheckpointHook` before
-every save, stores each ``HistoryBuffer`` as plain data (its histories as tensors) and numpy scalars as
-Python numbers; :func:`restore_checkpoint` (run by :func:`safe_load_checkpoint` and by the hook after
-loading) turns them back into ``HistoryBuffer``s.
+none of this: every ``Runner`` in a process that imports mmvlg runs :func:`sanitize_checkpoint` on the
+checkpoint right before it is pickled (:func:`register_sanitizing_checkpoint_save`; no hook needed in the
+config, :class:`~mmvlg.engine.hooks.SafeCheckpointHook` does the same and stays for configs that name it),
+which stores each ``HistoryBuffer`` as plain data (its histories as tensors) and numpy scalars as Python
+numbers; :func:`restore_checkpoint` (run by :func:`safe_load_checkpoint` and by the hook after loading) turns
+them back into ``HistoryBuffer``s.
 
 A file that cannot be read is reported as one of two errors, never confused: :class:`UnsafeCheckpointError`
 (the unpickler met a global that is not allow-listed: loading it would import or call code) and
 :class:`CorruptCheckpointError` (truncated, empty, or not a PyTorch file at all).
 """
 import contextlib
+import functools
 import io
 import os
 import os.path as osp
@@ -318,17 +321,42 @@ def _safe_checkpoint_loader_load(cls, filename, map_location=None, logger='curre
                                         f'{_load_error_reason(err)}') from err
 
 
+def _sanitizing_save_checkpoint(save: Callable) -> Callable:
+    """``save`` (MMEngine's ``save_checkpoint(checkpoint, filename, ...)``) that first applies
+    :func:`sanitize_checkpoint` to the checkpoint dict, after every ``before_save_checkpoint`` hook ran."""
+
+    @functools.wraps(save)
+    def save_checkpoint(checkpoint: dict, *args, **kwargs):
+        return save(sanitize_checkpoint(checkpoint), *args, **kwargs)
+
+    save_checkpoint._mmvlg_sanitizing = True
+    return save_checkpoint
+
+
+def register_sanitizing_checkpoint_save() -> None:
+    """Make every MMEngine ``Runner`` write sanitized checkpoints (:func:`sanitize_checkpoint`: the message
+    hub's ``HistoryBuffer``s as plain data, numpy scalars as Python numbers), with or without
+    :class:`~mmvlg.engine.hooks.SafeCheckpointHook` in ``custom_hooks``: the name ``save_checkpoint`` that
+    ``mmengine.runner.runner`` imported from ``mmengine.runner.checkpoint`` (what ``Runner.save_checkpoint`` calls
+    after the ``before_save_checkpoint`` hooks) is replaced by a wrapper. Idempotent."""
+    from mmengine.runner import runner as runner_module
+    if not getattr(runner_module.save_checkpoint, '_mmvlg_sanitizing', False):
+        runner_module.save_checkpoint = _sanitizing_save_checkpoint(runner_module.save_checkpoint)
+
+
 def register_checkpoint_safe_globals() -> None:
     """Allow-list the data-only globals of MMEngine checkpoints, route every scheme of MMEngine's
-    ``CheckpointLoader`` through a ``weights_only=True`` loader, make MMEngine's local checkpoint writes
-    atomic (:func:`mmvlg.utils.atomic_io.register_atomic_local_backend`) and let ``resume=True`` skip
-    unreadable checkpoints (:func:`mmvlg.utils.resume.find_resume_checkpoint`). Idempotent."""
+    ``CheckpointLoader`` through a ``weights_only=True`` loader, let every ``Runner`` save sanitized checkpoints
+    (:func:`register_sanitizing_checkpoint_save`), make MMEngine's local checkpoint writes atomic
+    (:func:`mmvlg.utils.atomic_io.register_atomic_local_backend`) and let ``resume=True`` skip unreadable
+    checkpoints (:func:`mmvlg.utils.resume.find_resume_checkpoint`). Idempotent."""
     torch.serialization.add_safe_globals(SAFE_CHECKPOINT_GLOBALS)
     from mmengine.runner.checkpoint import CheckpointLoader
     for prefixes, loader in SAFE_SCHEMES.items():
         CheckpointLoader.register_scheme(prefixes=list(prefixes) if isinstance(prefixes, tuple) else prefixes,
                                          loader=loader, force=True)
     CheckpointLoader.load_checkpoint = classmethod(_safe_checkpoint_loader_load)
+    register_sanitizing_checkpoint_save()
     from .atomic_io import register_atomic_local_backend
     from .resume import register_resume_checkpoint_finder
     register_atomic_local_backend()

@@ -82,7 +82,7 @@ def data_root(tmp_path_factory) -> str:
 
 
 MDETR_BASE = 'configs/mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py'
-SIRI_BASE = 'configs/siri/siri_mdetr-star_r18-slim_bert-mini_synthref.py'
+SIRI_BASE = 'configs/siri/siri_mdetr-star_r18-slim_bert-mini_1xb32-3e-2x1e_synthref.py'
 
 
 def test_mdetr_resume_after_kill_is_bit_identical(tmp_path, data_root):

@@ -194,6 +194,28 @@ def test_load_from_mmvlg_checkpoint(resumed, data_root, tmp_path):
     assert_state_equal(model.state_dict(), expected)
 
 
+def test_runner_without_safe_checkpoint_hook_saves_sanitized(tmp_path, data_root):
+    """Importing mmvlg is enough: a plain ``Runner`` with no ``SafeCheckpointHook`` writes checkpoints that need
+    only torch's default allow-list (mmvlg.utils.checkpoint.register_sanitizing_checkpoint_save), and resumes."""
+    from mmengine.runner import runner as runner_module
+    assert getattr(runner_module.save_checkpoint, '_mmvlg_sanitizing', False)
+    work_dir = str(tmp_path / 'work')
+    first = Runner(**runner_kwargs(work_dir, data_root, 'no_hook_first', max_iters=2, custom_hooks=[]))
+    assert not any(type(h).__name__ == 'SafeCheckpointHook' for h in first.hooks)
+    first.train()
+    path = osp.join(work_dir, 'iter_2.pth')
+    assert unsafe_globals_for_plain_torch(path) == []
+    raw = torch.load(path, weights_only=True)
+    assert raw['message_hub']['log_scalars']['train/loss'][HISTORY_BUFFER_TAG] == 1
+    recorder = RecordHook()
+    second = Runner(**runner_kwargs(work_dir, data_root, 'no_hook_second', max_iters=3, resume=True,
+                                    custom_hooks=[recorder]))
+    second.train()
+    assert recorder.records['before_train']['iter'] == 2 and second.iter == 3
+    assert len(recorder.records['before_train']['loss_history']) == 2
+    assert unsafe_globals_for_plain_torch(osp.join(work_dir, 'iter_3.pth')) == []
+
+
 @pytest.mark.parametrize('resume', [False, True])
 def test_malicious_checkpoint_is_refused(tmp_path, data_root, resume):
     marker = tmp_path / 'pwned'

@@ -426,8 +426,8 @@ def test_patch_merging_order_is_mmdet_swin_converter():
 
 
 @pytest.mark.parametrize('config,window,size', [
-    ('configs/fiber/fiber-coarse-release_swin-b_roberta-base_384.py', 12, 384),
-    ('configs/fiber/fiber-vqa-release_swin-b_roberta-base_576_vqav2.py', 18, 576),
+    ('configs/fiber/fiber-coarse-release_swin-b_roberta-base_64xb64-100k_coco-vg-sbu-cc.py', 12, 384),
+    ('configs/fiber/fiber-vqa-release_swin-b_roberta-base_8xb64-10e_vqav2.py', 18, 576),
 ])
 def test_release_configs(config, window, size):
     """The configs of the released checkpoints describe the authors' architectures: Swin-B with the window
@@ -442,8 +442,8 @@ def test_release_configs(config, window, size):
     assert resize['scale'] == (size, size) and resize['interpolation'] == 'bicubic'
 
 
-@pytest.mark.parametrize('config', ['configs/fiber/fiber-release_swin-b_roberta-base_refcoco.py',
-                                    'configs/fiber/fiber-release-v2_swin-b_roberta-base_coco.py'])
+@pytest.mark.parametrize('config', ['configs/fiber/fiber-release_swin-b_roberta-base_8xb2-20e_refcoco.py',
+                                    'configs/fiber/fiber-release-v2_swin-b_roberta-base_16xb2-24e_coco.py'])
 def test_fine_grained_release_configs(config):
     """The authors' fine-grained models read BGR images normalized with their configs' BGR mean/std; the
     "v2" fusion (COCO, LVIS, pre-training) has no query LayerNorm in the image-to-text attention."""

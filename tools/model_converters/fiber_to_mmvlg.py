@@ -61,16 +61,16 @@ window is ``image_size / 32`` (12 at 384, 18 at 576 for VQA and ITC retrieval). 
 as mmvlg's FIBER but read BGR images normalized with BGR means/stds (the release configs' data preprocessor);
 those of the authors' "v2" fusion (their COCO, LVIS and fine-grained pre-training configs) have no query
 LayerNorm in the image-to-text attention (``i2t_query_norm=False``,
-``configs/fiber/fiber-release-v2_swin-b_roberta-base_coco.py``).
+``configs/fiber/fiber-release-v2_swin-b_roberta-base_16xb2-24e_coco.py``).
 
 Usage:
     python tools/model_converters/fiber_to_mmvlg.py fiber_pretrain.ckpt fiber-coarse_pretrain.pth --source coarse \\
-        --config configs/fiber/fiber-coarse-release_swin-b_roberta-base_384.py \\
+        --config configs/fiber/fiber-coarse-release_swin-b_roberta-base_64xb64-100k_coco-vg-sbu-cc.py \\
         --cfg-options model.backbone.language_model.name_or_path=/models/roberta-base
     python tools/model_converters/fiber_to_mmvlg.py fiber_vqa.ckpt fiber-vqa.pth --source coarse \\
-        --config configs/fiber/fiber-vqa-release_swin-b_roberta-base_576_vqav2.py
+        --config configs/fiber/fiber-vqa-release_swin-b_roberta-base_8xb64-10e_vqav2.py
     python tools/model_converters/fiber_to_mmvlg.py fiber_refcoco.pth fiber-refcoco.pth --source fine \\
-        --config configs/fiber/fiber-release_swin-b_roberta-base_refcoco.py
+        --config configs/fiber/fiber-release_swin-b_roberta-base_8xb2-20e_refcoco.py
 
 The model is built from the config only for its tensor names and shapes: its text encoder needs RoBERTa's
 tokenizer and ``config.json`` (the release configs set ``pretrained_weights=False``: no weight file is read).

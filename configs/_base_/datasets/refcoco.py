@@ -1,4 +1,5 @@
-# RefCOCO (UNC split) in MDETR's annotation format; SiRi's input: max side 640 keeping the aspect ratio.
+# RefCOCO (UNC split) in MDETR's annotation format; SiRi's input: max side 640 keeping the aspect ratio. The base
+# of ./refcoco+.py and ./refcocog.py, which change only the dataset type and the annotation files.
 # Layout: data/coco/train2014/*.jpg, data/mdetr_annotations/finetune_refcoco_{train,val,testA,testB}.json
 dataset_type = 'RefCOCODataset'
 data_root = 'data/'

@@ -1,42 +1,13 @@
-# RefCOCOg (UMD split) in MDETR's annotation format; SiRi's input: max side 640 keeping the aspect ratio.
+# RefCOCOg (UMD split) in MDETR's annotation format: the data settings of ./refcoco.py (the COCO train2014 images,
+# SiRi's input of max side 640, loaders and metric), with the RefCOCOg expressions and its val and test splits.
 # Layout: data/coco/train2014/*.jpg, data/mdetr_annotations/finetune_refcocog_{train,val,test}.json
+_base_ = ['./refcoco.py']
+
 dataset_type = 'RefCOCOgDataset'
-data_root = 'data/'
-backend_args = None
-
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadGroundingAnnotations'),
-    dict(type='GroundingRandomFlip', prob=0.5),
-    dict(type='RandomCropKeepBoxes', min_ratio=0.6, prob=0.5),
-    dict(type='mmdet.Resize', scale=(640, 640), keep_ratio=True),
-    dict(type='PackGroundingInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='mmdet.Resize', scale=(640, 640), keep_ratio=True),
-    dict(type='LoadGroundingAnnotations'),
-    dict(type='PackGroundingInputs'),
-]
-
-train_dataloader = dict(
-    batch_size=18, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, ann_file='mdetr_annotations/finetune_refcocog_train.json',
-             data_prefix=dict(img='coco/train2014/'), test_mode=False, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=18, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, ann_file='mdetr_annotations/finetune_refcocog_val.json',
-             data_prefix=dict(img='coco/train2014/'), test_mode=True, pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=18, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ConcatDataset', datasets=[
-        dict(type=dataset_type, data_root=data_root, ann_file='mdetr_annotations/finetune_refcocog_val.json',
-             data_prefix=dict(img='coco/train2014/'), test_mode=True, pipeline=test_pipeline),
-        dict(type=dataset_type, data_root=data_root, ann_file='mdetr_annotations/finetune_refcocog_test.json',
-             data_prefix=dict(img='coco/train2014/'), test_mode=True, pipeline=test_pipeline),
-    ]))
-val_evaluator = dict(type='RefExpMetric', topk=(1, 5, 10), iou_thr=0.5)
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(type=dataset_type, ann_file='mdetr_annotations/finetune_refcocog_train.json'))
+val_dataloader = dict(dataset=dict(type=dataset_type, ann_file='mdetr_annotations/finetune_refcocog_val.json'))
+# RefCOCOg has no testA/testB: val and test.
+test_dataloader = dict(dataset=dict(datasets=[
+    dict(dataset, type=dataset_type, ann_file=f'mdetr_annotations/finetune_refcocog_{split}.json')
+    for dataset, split in zip(_base_.test_dataloader.dataset.datasets[:2], ('val', 'test'))
+]))

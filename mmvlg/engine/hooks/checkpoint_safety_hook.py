@@ -9,6 +9,11 @@ class SafeCheckpointHook(Hook):
     """Keep saved checkpoints loadable with ``torch.load(weights_only=True)`` without allow-listing
     ``builtins.getattr``.
 
+    Configs do not need this hook: importing mmvlg makes every ``Runner`` sanitize its checkpoints right before
+    pickling them (:func:`~mmvlg.utils.checkpoint.register_sanitizing_checkpoint_save`), and plain MMEngine
+    checkpoints load without it. It stays registered for configs that name it (and ``tools/train.py`` still
+    adds it), where it does the same work earlier, in ``before_save_checkpoint``; sanitizing twice is a no-op.
+
     Before saving, :func:`~mmvlg.utils.checkpoint.sanitize_checkpoint` stores the message hub's
     ``HistoryBuffer``s as plain data (pickling them would pickle their statistics functions, which loads only
     through ``getattr``) and turns numpy scalars into Python numbers. After loading,

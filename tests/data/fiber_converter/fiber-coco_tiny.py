@@ -1,6 +1,6 @@
 # The "v2" release config of the fine-grained FIBER-B (COCO) with only its sizes reduced, matching
 # fiber-coco_tiny_authors.pth (see tests/test_tools/test_fiber_converter.py); sizes as fiber-refcoco_tiny.py.
-_base_ = ['../../../configs/fiber/fiber-release-v2_swin-b_roberta-base_coco.py']
+_base_ = ['../../../configs/fiber/fiber-release-v2_swin-b_roberta-base_16xb2-24e_coco.py']
 model = dict(
     backbone=dict(
         visual=dict(pretrain_img_size=96, embed_dims=4, num_heads=(1, 1, 2, 2), window_size=3),

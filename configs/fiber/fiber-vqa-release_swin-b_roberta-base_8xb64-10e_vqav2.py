@@ -1,11 +1,12 @@
 # The architecture of the authors' released FIBER-B VQA v2 checkpoint (microsoft/FIBER coarse_grained:
 # fiber_vqa.ckpt; the paper's Table 3: test-dev 78.55, test-std 78.46), for weights converted with
 #   python tools/model_converters/fiber_to_mmvlg.py fiber_vqa.ckpt fiber-vqa.pth --source coarse \
-#       --config configs/fiber/fiber-vqa-release_swin-b_roberta-base_576_vqav2.py \
+#       --config configs/fiber/fiber-vqa-release_swin-b_roberta-base_8xb64-10e_vqav2.py \
 #       --cfg-options model.backbone.language_model.name_or_path=/path/to/roberta-base
 # The VQA config at the authors' fine-tuning resolution: 576x576 images, so the Swin window is 18 (the authors'
 # window is image_size / 32; their fine-tuning resizes the 12x12 relative-position tables to 35x35), and the
-# three computations of the authors' coarse-grained code (see fiber-coarse-release_swin-b_roberta-base_384.py).
+# three computations of the authors' coarse-grained code (see
+# fiber-coarse-release_swin-b_roberta-base_64xb64-100k_coco-vg-sbu-cc.py).
 # The answer vocabulary must be the authors' 3129 answers in their order (the classifier's rows): their
 # vqav2 label2ans list, written as a JSON list to data/vqav2/answer_list.json.
 _base_ = ['./fiber-vqa_swin-b_roberta-base_8xb64-10e_vqav2.py']

@@ -4,10 +4,9 @@
 # D = ('decoder', 'bbox_head', 'token_grounding_head'). To retrain from the same
 # initial model as the base config (as the paper does), resume from its round-0 checkpoint: see
 # configs/siri/README.md.
-_base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
+_base_ = ['./siri_mdetr-star_r18-slim_bert-mini_1xb32-3e-2x1e_synthref.py']
 
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(_base_.siri_hook,
          keep=('backbone', 'neck', 'language_model', 'text_proj',
                'encoder', 'decoder', 'bbox_head', 'token_grounding_head')),

@@ -3,8 +3,8 @@
 # shorter than the initial stage, as 30 vs 55 epochs in the paper). At the start of every round SiRiHook keeps
 # the vision-language encoder and re-initializes everything else to its initial values, resets the optimizer
 # and restarts the schedule, scaled to the round's length (warm-up 67 iterations, cosine over 1 epoch). The
-# variants *_keep-*_synthref.py keep other modules (the paper's Table 2); *_data-*pct_synthref.py train on a
-# fraction of the training set (section 4.6).
+# variants *_keep-*_1xb32-3e-2x1e_synthref.py keep other modules (the paper's Table 2); *_synthref-*pct.py train
+# on a fraction of the training set (section 4.6).
 _base_ = ['../mdetr/mdetr-star_r18-slim_bert-mini_1xb32-3e_synthref.py']
 
 initial_epochs = 3
@@ -27,4 +27,4 @@ param_scheduler = [
 siri_hook = dict(
     type='SiRiHook', initial=initial_epochs, round_length=round_epochs, num_rounds=num_rounds, keep=('encoder', ),
     reinit='initial', reset_optimizer='all', metric='refexp/Prec@1', rule='greater')
-custom_hooks = [dict(type='SafeCheckpointHook'), siri_hook]
+custom_hooks = [siri_hook]

@@ -2,7 +2,7 @@
 # fiber_refcoco.pth; the same model is in fiber_refcoco+.pth, fiber_refcocog.pth, fiber_coco.pth, fiber_lvis.pth,
 # fiber_coarse_then_fine*.pth), for weights converted with
 #   python tools/model_converters/fiber_to_mmvlg.py fiber_refcoco.pth fiber_refcoco.pth --source fine \
-#       --config configs/fiber/fiber-release_swin-b_roberta-base_refcoco.py \
+#       --config configs/fiber/fiber-release_swin-b_roberta-base_8xb2-20e_refcoco.py \
 #       --cfg-options model.backbone.language_model.name_or_path=/path/to/roberta-base
 # The RefCOCO config with the authors' input convention: BGR images normalized with the BGR means/stds of their
 # configs (INPUT.PIXEL_MEAN [103.53, 116.28, 123.675], PIXEL_STD [57.375, 57.12, 58.395], TO_BGR255), where

@@ -2,7 +2,7 @@
 # validation set: the small-data study of arXiv:2207.13325 (section 4.6, Fig. 8). As the paper trains longer on
 # small data, the epochs grow so that the stages have as many iterations as on the full set: 12 initial
 # epochs, then 2 rounds of 4 epochs.
-_base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
+_base_ = ['./siri_mdetr-star_r18-slim_bert-mini_1xb32-3e-2x1e_synthref.py']
 
 train_dataloader = dict(dataset=dict(fraction=0.25))
 
@@ -19,6 +19,5 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
     dict(_base_.siri_hook, initial=initial_epochs, round_length=round_epochs, num_rounds=num_rounds),
 ]

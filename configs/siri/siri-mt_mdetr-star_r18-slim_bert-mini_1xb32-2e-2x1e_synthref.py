@@ -25,4 +25,4 @@ param_scheduler = [
 siri_hook = dict(
     type='SiRiHook', initial=initial_epochs, round_length=round_epochs, num_rounds=num_rounds, keep=('encoder', ),
     reinit='initial', reset_optimizer='all', metric='refexp/Prec@1', rule='greater')
-custom_hooks = [dict(type='SafeCheckpointHook'), siri_hook]
+custom_hooks = [siri_hook]

@@ -1,12 +1,11 @@
-# SiRi on SynthRef, Table 2 mode (d) of arXiv:2207.13325.
-# Kept: V and E; L and D are re-initialized.
+# SiRi on SynthRef, Table 2 mode (b) of arXiv:2207.13325.
+# Kept: V, L and E; the decoder D is re-initialized.
 # V = ('backbone', 'neck'), L = ('language_model', 'text_proj'), E = ('encoder', ),
 # D = ('decoder', 'bbox_head', 'token_grounding_head'). To retrain from the same
 # initial model as the base config (as the paper does), resume from its round-0 checkpoint: see
 # configs/siri/README.md.
-_base_ = ['./siri_mdetr-star_r18-slim_bert-mini_synthref.py']
+_base_ = ['./siri_mdetr-star_r18-slim_bert-mini_1xb32-3e-2x1e_synthref.py']
 
 custom_hooks = [
-    dict(type='SafeCheckpointHook'),
-    dict(_base_.siri_hook, keep=('backbone', 'neck', 'encoder')),
+    dict(_base_.siri_hook, keep=('backbone', 'neck', 'language_model', 'text_proj', 'encoder')),
 ]

@@ -1,7 +1,7 @@
 # The architecture of the authors' released coarse-grained FIBER-B checkpoints at 384x384 (microsoft/FIBER
 # coarse_grained: fiber_pretrain.ckpt with its ITC, ITM and MLM heads), for weights converted with
 #   python tools/model_converters/fiber_to_mmvlg.py fiber_pretrain.ckpt fiber-coarse_pretrain.pth --source coarse \
-#       --config configs/fiber/fiber-coarse-release_swin-b_roberta-base_384.py \
+#       --config configs/fiber/fiber-coarse-release_swin-b_roberta-base_64xb64-100k_coco-vg-sbu-cc.py \
 #       --cfg-options model.backbone.language_model.name_or_path=/path/to/roberta-base
 # The pre-training config with the three computations of the authors' code that differ from mmvlg's defaults:
 # with fusion, the last RoBERTa layer has no output LayerNorm and the last Swin stage is read without its output
