@@ -60,14 +60,8 @@ def main():
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    # A config that overrides custom_hooks must not lose SafeCheckpointHook: without it the checkpoints
-    # would need builtins.getattr to load and could not be resumed under torch.load(weights_only=True).
-    custom_hooks = list(cfg.get('custom_hooks', None) or [])
-    hook_types = [h.get('type', '') if isinstance(h, dict) else type(h) for h in custom_hooks]
-    if not any((t if isinstance(t, str) else getattr(t, '__name__', '')).split('.')[-1] == 'SafeCheckpointHook'
-               for t in hook_types):
-        custom_hooks.append(dict(type='SafeCheckpointHook'))
-        cfg.custom_hooks = custom_hooks
+    # (Checkpoints are sanitized for weights_only loading on save by mmvlg itself: no SafeCheckpointHook needed.)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', None) or [])
     # Random states in every checkpoint and per-sample seeding of the data: a resumed run is bit-identical.
     if not has_hook(cfg.custom_hooks, 'RandomStateHook'):
         cfg.custom_hooks = [*cfg.custom_hooks, dict(type='RandomStateHook')]
