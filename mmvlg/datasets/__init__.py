@@ -9,8 +9,14 @@ from .refexp import (
     RefCOCOPlusDataset,
     SynthRefDataset,
 )
-from .synthref_captions import SynthRefCaptionDataset, SynthRefCaptionsConfig, generate_synthref_captions
-from .synthref_vqa import SynthRefVQAConfig, SynthRefVQADataset, generate_synthref_vqa
+from .synthetic import (
+    SynthRefCaptionDataset,
+    SynthRefCaptionsConfig,
+    SynthRefVQAConfig,
+    SynthRefVQADataset,
+    generate_synthref_captions,
+    generate_synthref_vqa,
+)
 from .transforms import *  # noqa: F401,F403
 from .vqa import VQAv2Dataset, answer_soft_score, build_answer_list
 

@@ -283,36 +283,5 @@ class RefCOCOgDataset(MDETRRefExpDataset):
     """RefCOCOg (UMD split) in MDETR's format: ``finetune_refcocog_{train,val,test}.json``."""
 
 
-@DATASETS.register_module()
-class SynthRefDataset(MDETRRefExpDataset):
-    """SynthRef (see :mod:`mmvlg.datasets.synthref`), generated on first use.
-
-    Args:
-        generate (dict, optional): Arguments of :class:`~mmvlg.datasets.synthref.SynthRefConfig`. When
-            given, the data set is generated under ``data_root`` unless an identical copy is already there
-            (in distributed runs, rank 0 generates and the other ranks wait). Defaults to None (the files
-            must exist).
-        fraction (float): Keep only this fraction of the expressions (a deterministic subset of whole
-            scenes), for small-data studies. Defaults to 1.
-    """
-
-    def __init__(self, *args, generate: Optional[dict] = None, fraction: float = 1.0, **kwargs) -> None:
-        if generate is not None:
-            from mmengine.dist import barrier, get_rank
-
-            from .synthref import SynthRefConfig, generate_synthref
-            if get_rank() == 0:
-                generate_synthref(kwargs['data_root'], SynthRefConfig(**generate))
-            barrier()
-        if not 0 < fraction <= 1:
-            raise ValueError(f'SynthRefDataset: fraction must be in (0, 1], got {fraction}')
-        self.fraction = fraction
-        super().__init__(*args, **kwargs)
-
-    def load_data_list(self) -> List[dict]:
-        data_list = super().load_data_list()
-        if self.fraction < 1:
-            scenes = sorted({d['original_id'] for d in data_list})
-            keep = set(scenes[:max(1, round(len(scenes) * self.fraction))])
-            data_list = [d for d in data_list if d['original_id'] in keep]
-        return data_list
+# SynthRef's dataset class lives beside its generator; importable from here too (after MDETRRefExpDataset).
+from .synthetic.synthref import SynthRefDataset  # noqa: E402

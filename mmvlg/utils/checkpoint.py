@@ -451,36 +451,5 @@ def restore_checkpoint(obj: Any) -> Any:
     return obj
 
 
-def save_converted_checkpoint(dst: str, state_dict: dict, meta: dict, dropped: List[tuple], added: List[str],
-                              num_source: int, log=print) -> dict:
-    """Write a checkpoint converted from another code base and report what was dropped and added.
-
-    Shared by the converters in ``tools/model_converters/``.
-
-    Args:
-        dst (str): The file to write (its folder is created).
-        state_dict (dict): The converted tensors, in the mmvlg model's names.
-        meta (dict): ``converted_from``, ``source``, ``weights`` (the source entry) and ``config``; the dropped
-            and added keys are added to it.
-        dropped (list[tuple]): ``(source key, reason)`` of every source tensor left out.
-        added (list[str]): Model keys the source did not have (BatchNorm ``num_batches_tracked`` counters).
-        num_source (int): The number of source tensors, for the report.
-        log (callable): Where the report goes.
-
-    Returns:
-        dict: The written ``{'meta': ..., 'state_dict': ...}``.
-    """
-    meta = dict(meta, dropped_keys=[f'{k}: {why}' for k, why in dropped], added_keys=added)
-    out = dict(meta=meta, state_dict=state_dict)
-    from .atomic_io import atomic_torch_save
-    atomic_torch_save(out, dst)
-    reasons = {}
-    for key, why in dropped:
-        reasons.setdefault(why, []).append(key)
-    for why, keys in reasons.items():
-        log(f'dropped {len(keys)} tensors: {why} (e.g. {keys[0]})')
-    if added:
-        log(f'added {len(added)} BatchNorm num_batches_tracked counters (zeros)')
-    log(f'converted {num_source} tensors of "{meta["weights"]}" ({meta["source"]}) into {len(state_dict)} mmvlg '
-        f'tensors: {dst}')
-    return out
+# Lives in mmvlg.utils.converters with the other converter utilities; importable from here too.
+from .converters import save_converted_checkpoint  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Tests of the SynthRef generator (mmvlg/datasets/synthref.py)."""
+"""Tests of the SynthRef generator (mmvlg/datasets/synthetic/synthref.py; mmvlg.datasets.synthref is its old path)."""
 import filecmp
 import json
 import os
@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from mmvlg.datasets import synthref
+from mmvlg.datasets.synthetic import scenes
 from mmvlg.datasets.synthref import (
     FORMAT_VERSION,
     SHAPES,
@@ -128,7 +128,7 @@ def test_cache_reuse_and_stale_cache(root, tmp_path):
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     calls = []
-    real = synthref._draw
+    real = scenes.draw_scene
 
     def failing_draw(*args, **kwargs):
         calls.append(1)
@@ -136,17 +136,17 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt('simulated interruption')
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(synthref, '_draw', failing_draw)
+    monkeypatch.setattr(scenes, 'draw_scene', failing_draw)
     with pytest.raises(KeyboardInterrupt):
         generate_synthref(str(tmp_path / 'e'), tiny_cfg())
     assert os.listdir(tmp_path) == []  # neither the root nor the temporary folder
 
     # an existing copy survives an interrupted forced regeneration
-    monkeypatch.setattr(synthref, '_draw', real)
+    monkeypatch.setattr(scenes, 'draw_scene', real)
     generate_synthref(str(tmp_path / 'e'), tiny_cfg())
     before = all_files(str(tmp_path / 'e'))
     calls.clear()
-    monkeypatch.setattr(synthref, '_draw', failing_draw)
+    monkeypatch.setattr(scenes, 'draw_scene', failing_draw)
     with pytest.raises(KeyboardInterrupt):
         generate_synthref(str(tmp_path / 'e'), tiny_cfg(seed=9), force=True)
     assert os.listdir(tmp_path) == ['e'] and all_files(str(tmp_path / 'e')) == before

@@ -52,7 +52,9 @@ Every source key is either mapped or dropped for a stated reason, listed in the 
 
 Lightning's optimizer and scheduler states, callbacks and hyper-parameters are not weights and are not read.
 Anything else without counterpart, a tensor whose shape differs from the model's, or a model tensor that the
-checkpoint does not provide is an error (:class:`ConversionError`) that names the keys.
+checkpoint does not provide is an error (:class:`ConversionError`) that names the keys. These checks, the model
+building and the writing are shared by every converter (:mod:`mmvlg.utils.converters`); the key rules are this
+file's.
 
 The authors' coarse-grained model differs from mmvlg's defaults in three ways that change its outputs; the
 release configs set the matching :class:`~mmvlg.models.backbones.FIBERBackbone` options
@@ -83,11 +85,14 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
+from mmvlg.utils.converters import (  # noqa: F401 (build_target_model, ConversionError: this tool's API)
+    ConversionError,
+    ConversionReport,
+    build_target_model,
+    save_converted_checkpoint,
+)
+
 SOURCES = ('coarse', 'fine')
-
-
-class ConversionError(ValueError):
-    """A source key without counterpart, a shape mismatch, or a model tensor missing from the source."""
 
 
 class Target(NamedTuple):
@@ -417,52 +422,29 @@ def convert_state_dict(state: Dict[str, torch.Tensor], source: str, target: Dict
             shape mismatch and every model tensor the source does not provide.
     """
     mapped, dropped, unmapped = map_state(state, source)
-    converted, unexpected, mismatched, incomplete = OrderedDict(), [], [], []
+    report = ConversionReport(OPTIONAL_TARGETS)
+    report.dropped, report.unmapped = dropped, unmapped
+    converted = OrderedDict()
     for new, sources in mapped.items():
         names = ' + '.join(src for _, src in sources)
-        if new not in target:
-            optional = [why for pattern, why in OPTIONAL_TARGETS if pattern.search(new)]
-            if optional:
-                dropped.extend((src, optional[0]) for _, src in sources)
-            else:
-                unexpected.append(f'{names} -> {new}')
+        if not report.in_target([src for _, src in sources], new, target):
             continue
         parts = sorted(sources, key=lambda item: item[0].part)
         if len(parts) != parts[0][0].parts or [t.part for t, _ in parts] != list(range(parts[0][0].parts)):
             if len(parts) > parts[0][0].parts or len({t.part for t, _ in parts}) != len(parts):
                 raise ConversionError(f'{names} all map to {new}')
-            incomplete.append(f'{names} -> {new} (needs {parts[0][0].parts} parts)')
+            report.incomplete.append(f'{names} -> {new} (needs {parts[0][0].parts} parts)')
             continue
         values = [t.fn(state[src]) if t.fn is not None else state[src] for t, src in parts]
         value = values[0] if len(values) == 1 else torch.cat(values, dim=0)
-        if tuple(value.shape) != tuple(target[new].shape):
-            mismatched.append(f'{names} -> {new}: checkpoint {tuple(value.shape)}, model {tuple(target[new].shape)}')
+        if not report.shape_matches(names, new, value, target):
             continue
         if new.endswith('relative_position_index') and not torch.equal(value, target[new]):
-            mismatched.append(f'{names} -> {new}: the window indexing differs from the model\'s')
+            report.mismatched.append(f'{names} -> {new}: the window indexing differs from the model\'s')
             continue
         converted[new] = value.to(target[new].dtype)
-    added, missing = [], []
-    for new, value in target.items():
-        if new in converted:
-            continue
-        if new.endswith('num_batches_tracked'):
-            converted[new] = torch.zeros_like(value)
-            added.append(new)
-        else:
-            missing.append(new)
-    problems = []
-    for title, keys in (('keys of the checkpoint without a counterpart in mmvlg', unmapped),
-                        ('keys mapped to tensors the model does not have (does the config match the checkpoint?)',
-                         unexpected),
-                        ('shape mismatches (does the config match the checkpoint?)', mismatched),
-                        ('tensors assembled from several keys with a part missing', incomplete),
-                        ('tensors of the model that the checkpoint does not provide', missing)):
-        if keys:
-            problems.append(f'{len(keys)} {title}:\n  ' + '\n  '.join(keys))
-    if problems:
-        raise ConversionError('cannot convert the checkpoint:\n' + '\n'.join(problems))
-    return OrderedDict((k, converted[k]) for k in target), dropped, added
+    converted, added = report.finish(converted, target)  # maskrcnn_benchmark's FrozenBatchNorm2d keeps no counter
+    return converted, report.dropped, added
 
 
 # ------------------------------------------------------------------------------------------------------ reading
@@ -494,19 +476,6 @@ def load_authors_checkpoint(path: str, source: str) -> Tuple[Dict[str, torch.Ten
     return state, entry
 
 
-def build_target_model(config: str, cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """Build the mmvlg model of a config (without loading pretrained weights)."""
-    from mmengine.config import Config
-
-    from mmvlg.registry import MODELS
-    from mmvlg.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return MODELS.build(cfg.model)
-
-
 def convert_checkpoint(src: str, dst: str, source: str, model: torch.nn.Module, config: Optional[str] = None,
                        log: Callable[[str], None] = print) -> dict:
     """Convert ``src`` for ``model`` and write it to ``dst``; returns the written checkpoint.
@@ -516,7 +485,6 @@ def convert_checkpoint(src: str, dst: str, source: str, model: torch.nn.Module, 
     state, entry = load_authors_checkpoint(src, source)
     converted, dropped, added = convert_state_dict(state, source, model.state_dict())
     model.load_state_dict(converted, strict=True)
-    from mmvlg.utils.checkpoint import save_converted_checkpoint
     meta = dict(converted_from=osp.basename(src), source=source, weights=entry, config=config)
     return save_converted_checkpoint(dst, converted, meta, dropped, added, len(state), log)
 

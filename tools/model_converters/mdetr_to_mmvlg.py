@@ -21,6 +21,8 @@ Anything else that has no counterpart (e.g. a QA head, the contrastive ``CLS`` t
 differs from the model's, or a model tensor that the checkpoint does not provide is an error that names the
 keys. The only tensors added are BatchNorm's ``num_batches_tracked`` counters (the authors' frozen BatchNorm
 has none), listed in ``meta['added_keys']``.
+These checks, the model building and the writing are shared by every converter (:mod:`mmvlg.utils.converters`);
+the key rules are this file's.
 
 Usage:
     python tools/model_converters/mdetr_to_mmvlg.py refcoco_resnet101_checkpoint.pth mdetr_r101_refcoco.pth \\
@@ -40,6 +42,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from mmvlg.utils.converters import (  # noqa: F401 (build_target_model, ConversionError: this tool's API)
+    ConversionError,
+    ConversionReport,
+    build_target_model,
+    save_converted_checkpoint,
+)
+
 SOURCES = ('mdetr', 'siri')
 
 # What the authors' RoBERTa/contrastive tensors become; dropped with a reason when the target has no such tensor.
@@ -50,10 +59,6 @@ OPTIONAL_TARGETS = (
     (re.compile(r'^bbox_head\.contrastive_align_projection_'),
      'contrastive-alignment projection, unused at inference (the config\'s head has no contrastive_align)'),
 )
-
-
-class ConversionError(ValueError):
-    """A source key without counterpart, a shape mismatch, or a model tensor missing from the source."""
 
 
 def _sub(rules: Sequence[Tuple[str, str]], key: str) -> Optional[str]:
@@ -179,47 +184,22 @@ def convert_state_dict(state: Dict[str, torch.Tensor], source: str, target: Dict
         raise ConversionError('the checkpoint has no transformer.0.* keys: it is not a SiRi checkpoint (the '
                               'authors\' SiRi code always builds transformer.0), use --source mdetr')
     multi = any(k.startswith('transformer.1.') for k in state)
-    converted, dropped, unmapped, unexpected, mismatched = OrderedDict(), [], [], [], []
+    report = ConversionReport(OPTIONAL_TARGETS)
+    converted = OrderedDict()
     sources_of = {}
     for key, value in state.items():
         new, reason = map_key(key, source, multi, timm_backbone)
         if new is None:
-            (dropped.append((key, reason)) if reason else unmapped.append(key))
+            (report.drop(key, reason) if reason else report.unmapped.append(key))
             continue
-        if new not in target:
-            optional = [why for pattern, why in OPTIONAL_TARGETS if pattern.search(new)]
-            if optional:
-                dropped.append((key, optional[0]))
-            else:
-                unexpected.append(f'{key} -> {new}')
-            continue
-        if tuple(value.shape) != tuple(target[new].shape):
-            mismatched.append(f'{key} -> {new}: checkpoint {tuple(value.shape)}, model {tuple(target[new].shape)}')
+        if not report.in_target(key, new, target) or not report.shape_matches(key, new, value, target):
             continue
         if new in sources_of:
             raise ConversionError(f'{key} and {sources_of[new]} both map to {new}')
         sources_of[new] = key
         converted[new] = value
-    added, missing = [], []
-    for new, value in target.items():
-        if new in converted:
-            continue
-        if new.endswith('num_batches_tracked'):  # the authors' FrozenBatchNorm2d keeps no counter
-            converted[new] = torch.zeros_like(value)
-            added.append(new)
-        else:
-            missing.append(new)
-    problems = []
-    for title, keys in (('keys of the checkpoint without a counterpart in mmvlg', unmapped),
-                        ('keys mapped to tensors the model does not have (does the config match the checkpoint?)',
-                         unexpected),
-                        ('shape mismatches (does the config match the checkpoint?)', mismatched),
-                        ('tensors of the model that the checkpoint does not provide', missing)):
-        if keys:
-            problems.append(f'{len(keys)} {title}:\n  ' + '\n  '.join(keys))
-    if problems:
-        raise ConversionError('cannot convert the checkpoint:\n' + '\n'.join(problems))
-    return OrderedDict((k, converted[k]) for k in target), dropped, added
+    converted, added = report.finish(converted, target)  # the authors' FrozenBatchNorm2d keeps no counter
+    return converted, report.dropped, added
 
 
 def load_authors_checkpoint(path: str, use_ema: bool = False) -> Tuple[Dict[str, torch.Tensor], str]:
@@ -237,19 +217,6 @@ def load_authors_checkpoint(path: str, use_ema: bool = False) -> Tuple[Dict[str,
     return checkpoint[entry], entry
 
 
-def build_target_model(config: str, cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """Build the mmvlg model of a config (without loading pretrained weights)."""
-    from mmengine.config import Config
-
-    from mmvlg.registry import MODELS
-    from mmvlg.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return MODELS.build(cfg.model)
-
-
 def convert_checkpoint(src: str, dst: str, source: str, model: torch.nn.Module, use_ema: bool = False,
                        config: Optional[str] = None, log: Callable[[str], None] = print) -> dict:
     """Convert ``src`` for ``model`` and write it to ``dst``; returns the written checkpoint.
@@ -261,7 +228,6 @@ def convert_checkpoint(src: str, dst: str, source: str, model: torch.nn.Module, 
     timm_backbone = isinstance(getattr(model, 'backbone', None), TimmBackbone)
     converted, dropped, added = convert_state_dict(state, source, model.state_dict(), timm_backbone)
     model.load_state_dict(converted, strict=True)
-    from mmvlg.utils.checkpoint import save_converted_checkpoint
     meta = dict(converted_from=osp.basename(src), source=source, weights=entry, config=config)
     return save_converted_checkpoint(dst, converted, meta, dropped, added, len(state), log)
 
