@@ -1,6 +1,6 @@
 # A tiny FIBER VQA fine-tuning that runs on CPU with no download: SynthRef VQA (generated on first use under
 # data/synthref_vqa: 64x64 scenes of 3-5 shapes, up to 4 questions each about counts, existence, colours, shapes
-# and relations; VQA v2 format, mmvlg/datasets/synthref_vqa.py), a 16-wide Swin (depths 1-1-2-1) and a 3-layer,
+# and relations; VQA v2 format, mmvlg/datasets/synthetic/vqa.py), a 16-wide Swin (depths 1-1-2-1) and a 3-layer,
 # 32-wide RoBERTa over the questions' words, fused in their top 2 layers (the tiny coarse config's sizes), trained
 # from scratch; the pooled text and image features through the VQA classifier over the 19 possible answers;
 # VQA accuracy on the val scenes.

@@ -1,7 +1,7 @@
 # SynthRef, the embedded default: generated on first use under data/synthref (deterministic by seed).
 # 8000 train scenes x 2 expressions, 500 scenes each for val / testA (attribute + extreme expressions) /
 # testB (relation expressions); 128x128 images with 3-5 objects whose half sides are 7-9% (small) or 12-15%
-# (big) of the image side. See mmvlg/datasets/synthref.py.
+# (big) of the image side. See mmvlg/datasets/synthetic/synthref.py.
 dataset_type = 'SynthRefDataset'
 data_root = 'data/synthref/'
 synthref_generate = dict(
