@@ -49,11 +49,52 @@ def test_encoder_ignores_padding():
     assert len(weights) == 2 and weights[0].shape == (1, 6, 6)
 
 
+def test_encoder_padded_sequence_equals_the_unpadded_one_alone():
+    """A padded sequence in a batch gives, at its real positions, what the sequence alone gives; the other
+    sequence of the batch (no padding) is unaffected too."""
+    torch.manual_seed(0)
+    enc = VLTransformerEncoder(num_layers=2, layer_cfg=dict(embed_dims=16, num_heads=2, feedforward_channels=32,
+                                                            dropout=0.0)).eval()
+    x, pos = torch.randn(2, 7, 16), torch.randn(2, 7, 16)
+    pad = torch.zeros(2, 7, dtype=torch.bool)
+    pad[1, 4:] = True
+    with torch.no_grad():
+        out, _ = enc(x, pos, pad)
+        alone, _ = enc(x[1:, :4], pos[1:, :4], torch.zeros(1, 4, dtype=torch.bool))
+        full, _ = enc(x[:1], pos[:1], None)
+    torch.testing.assert_close(out[1, :4], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[0], full[0], atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(out).all()  # padded positions still attend to the real ones
+
+
 def test_decoder_shapes():
     dec = DetrTransformerDecoderSDPA(num_layers=3, layer_cfg=dict(embed_dims=16, num_heads=2,
                                                                   feedforward_channels=32))
     out = dec(torch.randn(2, 4, 16), torch.randn(2, 9, 16), torch.randn(2, 9, 16), torch.zeros(2, 9).bool())
     assert out.shape == (3, 2, 4, 16)
+
+
+def test_decoder_ignores_padded_memory():
+    """Values at padded memory positions change nothing, and the padded memory gives what the unpadded
+    memory alone gives (with and without an initial query content)."""
+    torch.manual_seed(0)
+    dec = DetrTransformerDecoderSDPA(num_layers=2, layer_cfg=dict(embed_dims=16, num_heads=2,
+                                                                  feedforward_channels=32, dropout=0.0)).eval()
+    dec.init_weights()
+    query, content = torch.randn(1, 3, 16), torch.randn(1, 3, 16)
+    memory, memory_pos = torch.randn(1, 9, 16), torch.randn(1, 9, 16)
+    mask = torch.zeros(1, 9, dtype=torch.bool)
+    mask[0, 6:] = True
+    changed, changed_pos = memory.clone(), memory_pos.clone()
+    changed[0, 6:], changed_pos[0, 6:] = 1e3, -1e3
+    with torch.no_grad():
+        for c in (None, content):
+            out = dec(query, memory, memory_pos, mask, c)
+            torch.testing.assert_close(dec(query, changed, changed_pos, mask, c), out)
+            alone = dec(query, memory[:, :6], memory_pos[:, :6], torch.zeros(1, 6, dtype=torch.bool), c)
+            torch.testing.assert_close(out, alone, atol=1e-5, rtol=1e-5)
+        # without the mask, the padded values do change the output (the test above is not vacuous)
+        assert not torch.allclose(dec(query, changed, changed_pos, None), dec(query, memory, memory_pos, None))
 
 
 def test_constant_grid_queries():

@@ -229,3 +229,97 @@ def test_batched_matching_equals_per_image_hungarian_assigner():
         res = head.assigner.assign(pred, gt, img_meta=ds.metainfo)
         ref_q = torch.nonzero(res.gt_inds > 0).squeeze(-1)
         assert sorted(zip(q.tolist(), g.tolist())) == sorted(zip(ref_q.tolist(), (res.gt_inds[ref_q] - 1).tolist()))
+
+
+def _predict_head():
+    """A 2-query head whose boxes are its reference boxes (zero regression) and whose query score is
+    ``sigmoid(hidden[..., 0])`` (the positive logit reads feature 0, "no object" is 0)."""
+    head = MODELS.build(dict(type='MDETRHead', embed_dims=8, num_soft_tokens=2, soft_token_mode='sentence'))
+    with torch.no_grad():
+        for layer in head.bbox_embed.layers:
+            layer.weight.zero_(), layer.bias.zero_()
+        head.class_embed.weight.zero_(), head.class_embed.bias.zero_()
+        head.class_embed.weight[0, 0] = 1.0
+    hidden = torch.zeros(1, 1, 2, 8)
+    hidden[0, 0, :, 0] = torch.tensor([-1.0, 2.0])
+    reference = torch.tensor([[0.5, 0.5, 0.2, 0.4], [0.9, 0.1, 0.4, 0.4]])
+    return head, hidden, reference
+
+
+def test_head_predict_rescales_and_clips_to_the_original_image():
+    """Boxes of the network input (img_shape 100 x 200) are divided by scale_factor (w 2, h 0.5) and clipped to
+    ori_shape (150 x 100): hand-computed values."""
+    from mmdet.structures import DetDataSample
+    head, hidden, reference = _predict_head()
+    ds = DetDataSample(metainfo=dict(img_shape=(100, 200), scale_factor=(2.0, 0.5), ori_shape=(150, 100)))
+    with torch.no_grad():
+        res, = head.predict(hidden, [ds], rescale=True, reference=reference)
+        raw, = head.predict(hidden, [ds], rescale=False, reference=reference)
+    # query 1 scores sigmoid(2) > sigmoid(-1): ranked first
+    assert res.query_index.tolist() == [1, 0]
+    torch.testing.assert_close(res.scores, torch.sigmoid(torch.tensor([2.0, -1.0])))
+    # q1: (cx, cy, w, h) = (0.9, 0.1, 0.4, 0.4) -> (140, -10, 220, 30) px -> / (2, .5) = (70, -20, 110, 60) -> clipped
+    # q0: (0.5, 0.5, 0.2, 0.4) -> (80, 30, 120, 70) px -> (40, 60, 60, 140), inside the original image
+    torch.testing.assert_close(res.bboxes, torch.tensor([[70., 0., 100., 60.], [40., 60., 60., 140.]]),
+                               atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(raw.bboxes, torch.tensor([[140., -10., 220., 30.], [80., 30., 120., 70.]]),
+                               atol=1e-3, rtol=1e-5)
+
+
+def test_contrastive_align_loss_module_from_config():
+    """The head's alignment loss is a config-built ContrastiveAlignLoss: giving its temperature and weight in
+    ``loss_contrastive_align`` or (as the released configs do) in ``contrastive_align`` is the same model and
+    the same loss; the projections keep their checkpoint names; conflicting values are refused."""
+    from mmvlg.models.losses import ContrastiveAlignLoss
+    batch = demo_grounding_batch(2, num_boxes=2)
+    values = []
+    for where in ('contrastive_align', 'loss_contrastive_align'):
+        cfg = tiny_mdetr_config(soft_token_mode='token')
+        cfg['bbox_head']['contrastive_align'] = dict(embed_dims=8, text_dims=32)
+        params = dict(temperature=0.05, loss_weight=0.5)
+        if where == 'contrastive_align':
+            cfg['bbox_head']['contrastive_align'].update(params)
+        else:
+            cfg['bbox_head']['loss_contrastive_align'] = dict(type='ContrastiveAlignLoss', **params)
+        torch.manual_seed(0)
+        model = _build(cfg)
+        loss = model.bbox_head.loss_contrastive_align
+        assert isinstance(loss, ContrastiveAlignLoss) and (loss.temperature, loss.loss_weight) == (0.05, 0.5)
+        assert {'bbox_head.contrastive_align_projection_image.weight',
+                'bbox_head.contrastive_align_projection_text.weight'} <= set(model.state_dict())
+        torch.manual_seed(1)
+        values.append(_loss(model, batch)['loss_contrastive_align'])
+    torch.testing.assert_close(values[0], values[1])
+    head = dict(type='MDETRHead', num_soft_tokens=32, soft_token_mode='token')
+    with pytest.raises(ValueError, match='temperature'):
+        MODELS.build(dict(head, contrastive_align=dict(temperature=0.1),
+                          loss_contrastive_align=dict(type='ContrastiveAlignLoss', temperature=0.2)))
+    with pytest.raises(ValueError, match='needs contrastive_align'):
+        MODELS.build(dict(head, loss_contrastive_align=dict(type='ContrastiveAlignLoss')))
+
+
+def test_query_strategies_keep_their_checkpoint_names():
+    """Each query strategy is a registered generator under the attribute its weights are saved with; a
+    generator config can be given instead of a name."""
+    from mmvlg.models.layers import ConstantGridQueries, LearnedQueries, SiRiGridQueries
+    model = MODELS.build(tiny_mdetr_config())
+    assert isinstance(model.get_query_generator('main'), LearnedQueries)
+    assert model.query_embedding.weight.shape == (4, 32)
+    cfg = tiny_mdetr_config(aux_decoder=True)
+    cfg['aux_decoder']['queries'] = 'siri'
+    model = MODELS.build(cfg)
+    assert isinstance(model.get_query_generator('aux'), SiRiGridQueries)
+    assert {'aux_query_norm.weight', 'aux_query_norm.bias', 'query_embedding.weight'} <= set(model.state_dict())
+    cfg['aux_decoder']['queries'] = 'learnable'
+    assert 'aux_query_embedding_learned.weight' in MODELS.build(cfg).state_dict()
+    cfg = tiny_mdetr_config(aux_decoder=True)
+    cfg.update(queries=dict(type='ConstantGridQueries', with_reference=True))
+    model = _build(cfg)
+    assert isinstance(model.get_query_generator('main'), ConstantGridQueries)
+    assert model._query_attrs == {'main': 'query_generator', 'aux': 'aux_query_embedding'}
+    torch.testing.assert_close(model._reference('main'), model.grid_reference_boxes)
+    assert model._reference('aux') is None  # grid_reference=False for the named strategy
+    losses = _loss(model, demo_grounding_batch(2))
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(ValueError, match='aux_decoder.queries'):
+        MODELS.build(dict(tiny_mdetr_config(aux_decoder=True), aux_decoder=dict(cfg['aux_decoder'], queries='grid')))

@@ -12,8 +12,7 @@ from torch import Tensor, nn
 from mmvlg.registry import MODELS
 
 from ..language_models import FeatureResizer
-from ..layers import grid_points, sine_embed_points
-from ..layers.positional_encoding import siri_grid_query_embed
+from ..layers.query_generators import grid_reference_boxes
 from ..multimodal.base import VisionLanguageMixin
 
 
@@ -28,8 +27,9 @@ class MDETR(VisionLanguageMixin, BaseDetector):
         image ─ backbone ─ neck ─┬─ flatten + 2-D sine pos ──┐
                                  │                           ├─ concat ─ VL encoder ─ memory (img + text)
         text ─ language_model ─ text_proj ───────────────────┘                          │
-                                                                                        ├─ decoder(learnable
-                                                                                        │  queries) ─ bbox_head
+                                                                                        ├─ decoder(queries from
+                                                                                        │  a query generator)
+                                                                                        │  ─ bbox_head
                                                                                         └─ aux_decoder(constant
                                                                                            queries) ─ aux_head
                                                                                            (training only)
@@ -46,14 +46,22 @@ class MDETR(VisionLanguageMixin, BaseDetector):
         text_dropout (float): Dropout of the text projection. Defaults to 0.1.
         aux_decoder (dict, optional): Multi-task SiRi: ``dict(decoder=..., head=..., queries='constant')``.
             A second decoder with its own head and weights on the same encoder memory, fed with constant
-            grid queries (``'constant'``), its own learnable ones (``'learnable'``), or the constant queries
-            of the authors' released code (``'siri'``: :func:`~mmvlg.models.layers.positional_encoding.\
-siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, their ``pos_trans_norm``). Its
-            losses are added with the prefix ``aux.``; it is not used at inference unless ``predict_with='aux'``
-            (the authors' multi-task code predicts with it).
+            grid queries (``'constant'``, :class:`~mmvlg.models.layers.ConstantGridQueries`), its own learnable
+            ones (``'learnable'``, :class:`~mmvlg.models.layers.LearnedQueries`), the constant queries of the
+            authors' released code (``'siri'``, :class:`~mmvlg.models.layers.SiRiGridQueries`:
+            :func:`~mmvlg.models.layers.positional_encoding.siri_grid_query_embed` followed by a learnable
+            LayerNorm ``aux_query_norm``, their ``pos_trans_norm``), or a query-generator config. Its losses
+            are added with the prefix ``aux.``; it is not used at inference unless ``predict_with='aux'`` (the
+            authors' multi-task code predicts with it).
         predict_with (str): ``'main'`` or ``'aux'``: which decoder predicts. Defaults to ``'main'``.
-        queries (str): Queries of the main decoder: ``'learnable'`` (MDETR/SiRi) or ``'constant'`` (SiRi's
-            sine-cosine grid queries, appendix A). Defaults to ``'learnable'``.
+        queries (str | dict): Queries of the main decoder: ``'learnable'`` (MDETR/SiRi,
+            :class:`~mmvlg.models.layers.LearnedQueries`), ``'constant'`` (SiRi's sine-cosine grid queries,
+            appendix A, :class:`~mmvlg.models.layers.ConstantGridQueries`) or the config of a registered query
+            generator (:class:`~mmvlg.models.layers.BaseQueryGenerator`; ``num_queries`` and ``embed_dims``
+            are filled in). Defaults to ``'learnable'``. The named strategies live under the attributes their
+            weights are saved with (``query_embedding``, ``query_constant``, ``aux_query_embedding``,
+            ``aux_query_embedding_learned``, ``aux_query_norm``, ``token_queries``); a generator config under
+            ``query_generator`` (``aux_query_generator`` for the auxiliary decoder).
         grid_reference (bool): With constant queries, predict each query's box relative to its grid cell
             (reference box: the grid point, with the cell's size), which gives the queries a spatial prior
             from the first step. Applies to the auxiliary decoder too when its queries are constant.
@@ -62,10 +70,10 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
             (:class:`TokenGroundingHead`); not part of MDETR/SiRi, off in the reference configs.
         token_queries (dict, optional): Two-stage queries for the main decoder (Deformable DETR's two-stage
             variant, not part of MDETR/SiRi): ``dict(box_size=0.25)``. The ``num_queries`` image tokens that
-            ``token_grounding_head`` scores highest become the queries: each query is the sine embedding of
-            its token's cell centre, its initial content the token's encoder output, and the head predicts
-            its box relative to a reference box at that centre with sides ``box_size`` (normalized). Needs
-            ``token_grounding_head``.
+            ``token_grounding_head`` scores highest become the queries (:class:`~mmvlg.models.layers.\
+TokenQueries`): each query is the sine embedding of its token's cell centre, its initial content the token's
+            encoder output, and the head predicts its box relative to a reference box at that centre with sides
+            ``box_size`` (normalized). Needs ``token_grounding_head``.
         data_preprocessor (dict): ``mmdet.DetDataPreprocessor``.
     """
 
@@ -100,26 +108,23 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
         self.num_queries = num_queries
         self.text_proj = FeatureResizer(self.language_model.embed_dims, self.embed_dims, text_dropout)
         self.positional_encoding = SinePositionalEncoding(**positional_encoding)
-        if queries not in ('learnable', 'constant'):
+        # Query strategies (registered generators, see mmvlg.models.layers.query_generators). Each lives under
+        # the attribute its parameters had before the strategies existed (query_embedding.weight,
+        # aux_query_norm.weight, ...), so that released checkpoints, converters and SiRiHook's keep prefixes
+        # see the same names. The construction order (and so the random draws) is the one of the flags.
+        self.grid_reference = grid_reference
+        self._query_attrs = {}
+        if isinstance(queries, str) and queries not in ('learnable', 'constant'):
             raise ValueError(f'queries must be "learnable" or "constant", got {queries!r}')
-        self.queries_type = queries
-        if token_queries is not None:
-            pass  # the queries come from the encoder's best-scored image tokens
-        elif queries == 'learnable':
-            self.query_embedding = nn.Embedding(num_queries, self.embed_dims)
-        else:
-            self.register_buffer('query_constant', sine_embed_points(grid_points(num_queries), self.embed_dims),
-                                 persistent=False)
+        self.queries_type = queries if isinstance(queries, str) else queries['type']
+        if token_queries is None:
+            self._add_query_generator('main', queries)
         self.token_grounding_head = (MODELS.build(token_grounding_head) if token_grounding_head is not None
                                      else None)
-        if token_queries is not None and self.token_grounding_head is None:
-            raise ValueError('token_queries needs a token_grounding_head to score the image tokens')
-        self.token_queries = dict(token_queries) if token_queries is not None else None
-        self.grid_reference = grid_reference
-        if grid_reference:
-            side = 1.0 / (int(round(num_queries**0.5)) + 1)
-            ref = torch.cat([grid_points(num_queries), torch.full((num_queries, 2), side)], dim=-1)
-            self.register_buffer('grid_reference_boxes', ref, persistent=False)
+        if token_queries is not None:
+            if self.token_grounding_head is None:
+                raise ValueError('token_queries needs a token_grounding_head to score the image tokens')
+            self._add_query_generator('main', dict(type='TokenQueries', **token_queries))
         if predict_with not in ('main', 'aux'):
             raise ValueError(f'predict_with must be "main" or "aux", got {predict_with!r}')
         if predict_with == 'aux' and aux_decoder is None:
@@ -128,21 +133,66 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
         self.with_aux_decoder = aux_decoder is not None
         if aux_decoder is not None:
             aux_decoder = dict(aux_decoder)
-            self.aux_queries_type = aux_decoder.get('queries', 'constant')
+            aux_queries = aux_decoder.get('queries', 'constant')
+            if isinstance(aux_queries, str) and aux_queries not in ('constant', 'learnable', 'siri'):
+                raise ValueError(f'aux_decoder.queries must be "constant", "learnable" or "siri", '
+                                 f'got {aux_queries!r}')
+            self.aux_queries_type = aux_queries if isinstance(aux_queries, str) else aux_queries['type']
             self.aux_decoder = MODELS.build(aux_decoder['decoder'])
             self.aux_head = MODELS.build(aux_decoder['head'])
-            if self.aux_queries_type == 'constant':
-                const = sine_embed_points(grid_points(num_queries), self.embed_dims)
-                self.register_buffer('aux_query_embedding', const, persistent=False)
-            elif self.aux_queries_type == 'learnable':
-                self.aux_query_embedding_learned = nn.Embedding(num_queries, self.embed_dims)
-            elif self.aux_queries_type == 'siri':
-                self.register_buffer('aux_query_embedding', siri_grid_query_embed(num_queries, self.embed_dims),
-                                     persistent=False)
-                self.aux_query_norm = nn.LayerNorm(self.embed_dims)
-            else:
-                raise ValueError(f'aux_decoder.queries must be "constant", "learnable" or "siri", '
-                                 f'got {self.aux_queries_type!r}')
+            self._add_query_generator('aux', aux_queries)
+
+    # ------------------------------------------------------------------------------------- queries
+    # (decoder, strategy name) -> attribute of the generator and its config
+    _LEGACY_QUERIES = {
+        ('main', 'learnable'): ('query_embedding', dict(type='LearnedQueries')),
+        ('main', 'constant'): ('query_constant', dict(type='ConstantGridQueries')),
+        ('aux', 'learnable'): ('aux_query_embedding_learned', dict(type='LearnedQueries')),
+        ('aux', 'constant'): ('aux_query_embedding', dict(type='ConstantGridQueries')),
+        ('aux', 'siri'): ('aux_query_norm', dict(type='SiRiGridQueries')),
+    }
+
+    def _add_query_generator(self, which: str, queries: Union[str, dict]) -> None:
+        """Build the query generator of the main or auxiliary decoder from a strategy name (``'learnable'``,
+        ``'constant'``, ``'siri'``) or a generator config, and register it under its attribute."""
+        if isinstance(queries, str):
+            name, cfg = self._LEGACY_QUERIES[(which, queries)]
+            cfg = dict(cfg)
+            if cfg['type'] == 'ConstantGridQueries':
+                cfg['with_reference'] = self.grid_reference
+        else:
+            cfg = dict(queries)
+            name = {('main', 'TokenQueries'): 'token_queries'}.get(
+                (which, cfg['type']), 'query_generator' if which == 'main' else 'aux_query_generator')
+        cfg.setdefault('num_queries', self.num_queries)
+        cfg.setdefault('embed_dims', self.embed_dims)
+        setattr(self, name, MODELS.build(cfg))
+        self._query_attrs[which] = name
+
+    def get_query_generator(self, which: str = 'main') -> nn.Module:
+        """The query generator of the ``'main'`` or ``'aux'`` decoder."""
+        return getattr(self, self._query_attrs[which])
+
+    @property
+    def grid_reference_boxes(self) -> Tensor:
+        """(num_queries, 4): the reference boxes (cx, cy, w, h) of the constant grid queries."""
+        return grid_reference_boxes(self.num_queries).to(self.bbox_head.class_embed.weight.device)
+
+    def _reference(self, which: str) -> Optional[Tensor]:
+        """Fixed reference boxes of a decoder's queries (constant queries with ``grid_reference``) or None."""
+        return getattr(self.get_query_generator(which), 'reference_boxes', None)
+
+    def query_inputs(self, enc: dict, which: str = 'main',
+                     batch_data_samples: OptSampleList = None) -> Dict[str, Optional[Tensor]]:
+        """The decoder inputs of the main or auxiliary decoder from its query generator (mmdet's
+        ``pre_decoder``): ``query_pos`` (bs, num_queries, C), ``query_content`` (bs, num_queries, C) or None,
+        ``reference`` ((num_queries, 4) or (bs, num_queries, 4)) or None."""
+        generator = self.get_query_generator(which)
+        kwargs = {}
+        if generator.requires_token_scores:
+            with torch.no_grad():
+                kwargs['token_scores'] = self.token_grounding_head(enc['memory'][:, :enc['num_img_tokens']])
+        return generator(enc, batch_data_samples, **kwargs)
 
     # ------------------------------------------------------------------------------------- encoding
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
@@ -173,53 +223,6 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
                     num_img_tokens=img_tokens.shape[1], feat_shape=tuple(feat.shape[-2:]),
                     input_shape=tuple(batch_inputs.shape[-2:]), attn_weights=weights)
 
-    def _queries(self, which: str, bs: int) -> Tensor:
-        if which == 'main':
-            q = self.query_embedding.weight if self.queries_type == 'learnable' else self.query_constant
-        elif self.aux_queries_type == 'constant':
-            q = self.aux_query_embedding
-        elif self.aux_queries_type == 'siri':
-            q = self.aux_query_norm(self.aux_query_embedding)
-        else:
-            q = self.aux_query_embedding_learned.weight
-        return q[None].expand(bs, -1, -1)
-
-    def _reference(self, which: str) -> Optional[Tensor]:
-        """Reference boxes of the decoder's queries (constant queries with ``grid_reference``) or None."""
-        if not self.grid_reference:
-            return None
-        constant = self.queries_type == 'constant' if which == 'main' else self.aux_queries_type == 'constant'
-        return self.grid_reference_boxes if constant else None
-
-    def _token_queries(self, enc: dict, batch_data_samples: SampleList) -> Tuple[Tensor, Tensor]:
-        """Two-stage queries: the sine embeddings and reference boxes of the best-scored image tokens.
-
-        Returns:
-            tuple: queries (bs, num_queries, C), their initial content (the selected encoder tokens,
-            (bs, num_queries, C)) and reference boxes (bs, num_queries, 4) as normalized (cx, cy, w, h)
-            in the coordinates of each image (``img_shape``), like the head's boxes.
-        """
-        n = enc['num_img_tokens']
-        h, w = enc['feat_shape']
-        in_h, in_w = enc['input_shape']
-        if n < self.num_queries:
-            raise ValueError(f'token_queries: {n} image tokens, fewer than num_queries={self.num_queries}')
-        with torch.no_grad():
-            scores = self.token_grounding_head(enc['memory'][:, :n]).float()
-            scores = scores.masked_fill(enc['memory_mask'][:, :n], float('-inf'))
-            idx = scores.topk(self.num_queries, dim=1).indices  # (bs, k)
-            device = idx.device
-            cx = ((idx % w).float() + 0.5) * (in_w / w)
-            cy = ((idx // w).float() + 0.5) * (in_h / h)
-            size = torch.tensor([ds.img_shape for ds in batch_data_samples], dtype=torch.float32,
-                                device=device)  # (bs, 2) as (h, w)
-            centres = torch.stack([cx / size[:, 1:2], cy / size[:, 0:1]], dim=-1).clamp(0.01, 0.99)
-            side = centres.new_full(centres.shape, float(self.token_queries.get('box_size', 0.25)))
-            reference = torch.cat([centres, side], dim=-1)
-        queries = sine_embed_points(centres, self.embed_dims).to(enc['memory'].dtype)
-        content = enc['memory'][:, :n].gather(1, idx[..., None].expand(-1, -1, enc['memory'].shape[-1]))
-        return queries, content, reference
-
     def decode(self, enc: dict, which: str = 'main', batch_data_samples: OptSampleList = None) -> Tensor:
         """Run the main or the auxiliary decoder. Returns (num_layers, bs, num_queries, C)."""
         return self.decode_with_reference(enc, which, batch_data_samples)[0]
@@ -233,12 +236,9 @@ siri_grid_query_embed` followed by a learnable LayerNorm ``aux_query_norm``, the
             head (``(num_queries, 4)`` or ``(bs, num_queries, 4)``), or None when boxes are absolute.
         """
         decoder = self.decoder if which == 'main' else self.aux_decoder
-        memory = enc['memory']
-        if which == 'main' and self.token_queries is not None:
-            queries, content, reference = self._token_queries(enc, batch_data_samples)
-            return decoder(queries, memory, enc['memory_pos'], enc['memory_mask'], content), reference
-        queries = self._queries(which, memory.shape[0]).to(memory.dtype)
-        return decoder(queries, memory, enc['memory_pos'], enc['memory_mask']), self._reference(which)
+        q = self.query_inputs(enc, which, batch_data_samples)
+        hidden = decoder(q['query_pos'], enc['memory'], enc['memory_pos'], enc['memory_mask'], q['query_content'])
+        return hidden, q['reference']
 
     # ------------------------------------------------------------------------------------ contracts
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:

@@ -1,3 +1,4 @@
+from .box_regression_head import BoxRegressionHead
 from .fiber_head import FIBERHead, GroundingDyHeadModule
 from .itc_head import ITCHead
 from .itm_head import ITMHead, sample_hard_negatives
@@ -8,5 +9,5 @@ from .vqa_head import VQAHead, load_answer_list
 
 __all__ = [
     'MDETRHead', 'TokenGroundingHead', 'FIBERHead', 'GroundingDyHeadModule', 'ITCHead', 'ITMHead',
-    'sample_hard_negatives', 'MLMHead', 'VQAHead', 'load_answer_list'
+    'sample_hard_negatives', 'MLMHead', 'VQAHead', 'load_answer_list', 'BoxRegressionHead'
 ]

@@ -2,7 +2,6 @@
 from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmdet.models.layers import MLP, inverse_sigmoid
 from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
@@ -14,7 +13,7 @@ from torch import Tensor, nn
 
 from mmvlg.registry import MODELS, TASK_UTILS
 
-from ..utils import spans_to_positive_map
+from ..utils import denormalize_boxes, rescale_boxes, spans_to_positive_map
 
 
 @MODELS.register_module()
@@ -38,8 +37,13 @@ class MDETRHead(BaseModule):
         loss_ce_weight (float): Soft-token cross-entropy weight. Defaults to 1.
         loss_bbox (dict): L1 loss on normalized (cx, cy, w, h) boxes. Defaults to weight 5.
         loss_iou (dict): GIoU loss on normalized boxes. Defaults to weight 2.
-        contrastive_align (dict, optional): MDETR's box-token contrastive alignment loss:
-            ``dict(embed_dims=64, temperature=0.07, loss_weight=1.0, text_dims=256)``. SiRi removes it.
+        contrastive_align (dict, optional): Turns on MDETR's box-token contrastive alignment loss and sizes
+            its projections: ``dict(embed_dims=64, text_dims=256)`` (projection width and text-feature width);
+            ``temperature`` and ``loss_weight`` given here are passed to the loss (the released configs give
+            them here). SiRi removes it.
+        loss_contrastive_align (dict, optional): The alignment loss module, used when ``contrastive_align``
+            is set. Defaults to :class:`~mmvlg.models.losses.ContrastiveAlignLoss` with the temperature
+            (0.07) and weight (1.0) of ``contrastive_align``.
         assigner (dict): Hungarian assigner with its match costs.
         aux_loss (bool): Losses on every decoder layer, not only the last. Defaults to True.
     """
@@ -53,6 +57,7 @@ class MDETRHead(BaseModule):
                  loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=5.0),
                  loss_iou: dict = dict(type='mmdet.GIoULoss', loss_weight=2.0),
                  contrastive_align: Optional[dict] = None,
+                 loss_contrastive_align: Optional[dict] = None,
                  assigner: dict = dict(
                      type='mmdet.HungarianAssigner',
                      match_costs=[
@@ -84,6 +89,25 @@ class MDETRHead(BaseModule):
             self.contrastive_align_projection_image = nn.Linear(embed_dims, dims)
             self.contrastive_align_projection_text = nn.Linear(contrastive_align.get('text_dims', embed_dims),
                                                                dims)
+            self.loss_contrastive_align = MODELS.build(
+                self._contrastive_loss_cfg(contrastive_align, loss_contrastive_align))
+        elif loss_contrastive_align is not None:
+            raise ValueError('MDETRHead: loss_contrastive_align needs contrastive_align (the sizes of the '
+                             'box and text projections), e.g. contrastive_align=dict(embed_dims=64, text_dims=256)')
+
+    @staticmethod
+    def _contrastive_loss_cfg(contrastive_align: dict, loss_cfg: Optional[dict]) -> dict:
+        """The loss config: ``loss_cfg`` (default ``ContrastiveAlignLoss``) with the ``temperature`` and
+        ``loss_weight`` of ``contrastive_align`` where it does not set them."""
+        cfg = dict(type='ContrastiveAlignLoss') if loss_cfg is None else dict(loss_cfg)
+        for key in ('temperature', 'loss_weight'):
+            if key not in contrastive_align:
+                continue
+            if key in cfg and cfg[key] != contrastive_align[key]:
+                raise ValueError(f'MDETRHead: {key} is {contrastive_align[key]} in contrastive_align but '
+                                 f'{cfg[key]} in loss_contrastive_align; give it in one place')
+            cfg[key] = contrastive_align[key]
+        return cfg
 
     def forward(self, hidden_states: Tensor, reference: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """
@@ -244,22 +268,24 @@ class MDETRHead(BaseModule):
 
     def _contrastive_align_loss(self, hs: Tensor, text_memory: Tensor, text_mask: Tensor, indices,
                                 token_maps: List[Tensor], num_boxes: float) -> Tensor:
-        """MDETR's symmetric box-token InfoNCE over the matched queries' token maps."""
-        cfg = self.contrastive_align
-        q = F.normalize(self.contrastive_align_projection_image(hs), dim=-1)
-        t = F.normalize(self.contrastive_align_projection_text(text_memory), dim=-1)
-        logits = q @ t.transpose(1, 2) / cfg.get('temperature', 0.07)  # (bs, nq, L)
-        logits = logits.masked_fill(~text_mask[:, None, :], -1e4)
-        pos = torch.zeros_like(logits, dtype=torch.bool)
+        """MDETR's symmetric box-token InfoNCE over the matched queries' token maps.
+
+        Args:
+            hs (Tensor): (bs, num_queries, C) one decoder layer's output.
+            text_memory (Tensor): (bs, L, C_text) encoder output at the text positions.
+            text_mask (Tensor): (bs, L), True at real tokens.
+            indices (list[tuple[Tensor, Tensor]]): Per image, matched (query indices, ground-truth indices).
+            token_maps (list[Tensor]): Per image, (num_gts, L) bool: the tokens of each box's phrase.
+            num_boxes (float): Normalizer.
+        """
+        bs, nq = hs.shape[:2]
+        pos = hs.new_zeros(bs, nq, text_memory.shape[1], dtype=torch.bool)
         for b, (qi, gi) in enumerate(indices):
             if len(qi):
                 pos[b, qi] = token_maps[b][gi]
-        pos_logits = logits.masked_fill(~pos, 0)
-        box_has = pos.any(2)
-        b2t = (-pos_logits.sum(2) / (pos.sum(2) + 1e-6) + logits.logsumexp(2)).masked_fill(~box_has, 0).sum()
-        tok_has = pos.any(1)
-        t2b = (-pos_logits.sum(1) / (pos.sum(1) + 1e-6) + logits.logsumexp(1)).masked_fill(~tok_has, 0).sum()
-        return (b2t + t2b) / 2 / num_boxes * cfg.get('loss_weight', 1.0)
+        return self.loss_contrastive_align(self.contrastive_align_projection_image(hs),
+                                           self.contrastive_align_projection_text(text_memory), pos, text_mask,
+                                           avg_factor=num_boxes)
 
     # ---------------------------------------------------------------------------------------- inference
     def predict(self, hidden_states: Tensor, batch_data_samples: SampleList, rescale: bool = True,
@@ -278,15 +304,9 @@ class MDETRHead(BaseModule):
         scores = 1 - logits.softmax(-1)[..., -1]
         results = []
         for b, ds in enumerate(batch_data_samples):
-            img_h, img_w = ds.img_shape
-            xyxy = bbox_cxcywh_to_xyxy(boxes[b]) * boxes.new_tensor([img_w, img_h, img_w, img_h])
-            if rescale and 'scale_factor' in ds:
-                sx, sy = ds.scale_factor
-                xyxy = xyxy / xyxy.new_tensor([sx, sy, sx, sy])
-            if rescale and 'ori_shape' in ds:
-                oh, ow = ds.ori_shape
-                xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, ow)
-                xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, oh)
+            xyxy = denormalize_boxes(boxes[b], ds.img_shape)
+            if rescale:
+                xyxy = rescale_boxes(xyxy, ds.metainfo)
             order = scores[b].argsort(descending=True)
             results.append(InstanceData(bboxes=xyxy[order], scores=scores[b][order],
                                         labels=torch.zeros_like(order), query_index=order))

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from mmvlg.registry import MODELS
 
+from ..utils import cell_centres
+
 
 @MODELS.register_module()
 class TokenGroundingHead(BaseModule):
@@ -50,10 +52,7 @@ class TokenGroundingHead(BaseModule):
         """
         h, w = feat_shape
         in_h, in_w = input_shape
-        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * (in_h / h)
-        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * (in_w / w)
-        cy, cx = torch.meshgrid(ys, xs, indexing='ij')
-        cx, cy = cx.flatten(), cy.flatten()  # (h * w,)
+        cx, cy = cell_centres(feat_shape, input_shape, device).unbind(-1)  # (h * w,) each, input pixels
         target = torch.zeros(len(batch_data_samples), h * w, device=device)
         valid = torch.zeros(len(batch_data_samples), dtype=torch.bool, device=device)
         for b, ds in enumerate(batch_data_samples):

@@ -1,0 +1,3 @@
+from .contrastive_align_loss import ContrastiveAlignLoss
+
+__all__ = ['ContrastiveAlignLoss']
