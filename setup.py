@@ -24,6 +24,8 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests', 'projects')),
     include_package_data=True,
+    # word vocabularies of the offline text encoders (HFTextEncoder tokenizer=dict(type='word', vocab='synthref'))
+    package_data={'mmvlg': ['models/language_models/vocabs/*.txt']},
     python_requires='>=3.9',
     install_requires=parse_requirements('runtime.txt'),
     extras_require={'tests': parse_requirements('tests.txt')},

@@ -22,6 +22,7 @@ from mmengine.dataset import BaseDataset
 
 from mmvlg.evaluation.metrics.vqa_metric import normalize_answer
 from mmvlg.registry import DATASETS
+from mmvlg.utils.answer_list import load_answer_list
 
 from .seeding import SampleSeedingMixin
 from .validation import (
@@ -59,21 +60,13 @@ def answer_soft_score(count: int, num_answers: int = 10, score_type: str = 'vqa'
 
 
 def load_answer_vocab(answers: Union[str, Sequence[str]]) -> List[str]:
-    """An answer vocabulary given as a list or a file (JSON list, or one answer a line)."""
-    if isinstance(answers, str):
-        if not osp.isfile(answers):
-            raise FileNotFoundError(f'answer vocabulary file {answers!r} does not exist')
-        with open(answers, encoding='utf-8') as f:
-            text = f.read()
-        try:
-            answers = json.loads(text) if text.lstrip().startswith('[') else \
-                [ln.strip() for ln in text.splitlines() if ln.strip()]
-        except json.JSONDecodeError as err:
-            raise AnnotationError(f'{answers}: not a valid JSON list ({err.msg})') from err
-    answers = list(answers)
-    if not answers or not all(isinstance(a, str) and a for a in answers):
-        raise ValueError('the answer vocabulary must be a non-empty list of non-empty strings')
-    return answers
+    """An answer vocabulary given as a list or a file (JSON list, or one answer a line):
+    :func:`mmvlg.utils.answer_list.load_answer_list` (repeated answers allowed: the first index counts), its
+    errors as :class:`AnnotationError`."""
+    try:
+        return load_answer_list(answers, unique=False)
+    except ValueError as err:
+        raise AnnotationError(str(err)) from err
 
 
 def build_answer_list(annotation_files: Iterable[str], min_count: int = 9) -> List[str]:

@@ -230,3 +230,29 @@ def test_roberta_weights_load_by_local_path(tmp_path):
         _, text = model(torch.randn(2, 3, 64, 64), TEXTS)
         ref = roberta(**{k: v for k, v in model.language_model.tokenize(TEXTS).items() if k != 'offsets'})
     torch.testing.assert_close(text['embeds'], ref.last_hidden_state)
+
+
+def test_fused_text_layer_through_the_text_encoder_api():
+    """FIBER's text-to-image fusion runs on the text encoder's layer API: ``LN(h + SA + alpha * CA(SA, image))``,
+    then the FFN (without its output LayerNorm for the authors' last coarse-grained layer)."""
+    model = _build()
+    _set_alphas(model, 0.7)
+    lm = model.language_model
+    tok = lm.tokenize(TEXTS)
+    h = lm.embed(tok['input_ids'])
+    mask = lm.self_attention_mask(h, tok['attention_mask'])
+    cross = model.t2i_attns[0]
+    image, pad = torch.randn(2, 6, cross.context_dims), torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    index = lm.num_layers - model.num_fusion_layers
+    layer = lm.layers[index]
+    with torch.no_grad():
+        att = layer.attention
+        sa = att.output.dense(att.self(h, attention_mask=mask)[0])
+        a = att.output.LayerNorm(h + sa + 0.7 * cross.attention(sa, image, pad))
+        ffn = layer.output.dense(layer.intermediate(a))
+        for out_norm, ref in ((True, layer.output.LayerNorm(ffn + a)), (False, ffn + a)):
+            out = model._text_layer(index, h, mask, cross, image, pad, out_norm=out_norm)
+            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+        # without a cross-attention: the encoder's own layer
+        torch.testing.assert_close(model._text_layer(0, h, mask), lm.forward_layers(h, tok['attention_mask'], end=1))

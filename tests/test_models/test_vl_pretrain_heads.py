@@ -1,9 +1,15 @@
-"""Coarse-grained heads: hard-negative sampling, MLM masking, ITC/ITM/MLM/VQA losses."""
+"""Pre-training heads: hard-negative sampling and the ITM batch, MLM masking, ITC/ITM/MLM/VQA losses (reference
+values computed by hand), pooling and projection variants, the tied MLM decoder, the answer vocabulary."""
+import math
+import zlib
+
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet.structures import DetDataSample
 
-from mmvlg.models.heads import ITCHead, ITMHead, MLMHead, VQAHead, sample_hard_negatives
+from mmvlg.models.heads import ITCHead, ITMHead, MLMHead, VQAHead, ids_tensor, itm_pairs, sample_hard_negatives
+from mmvlg.models.layers import CrossModalPooler, MLPBlock
 from mmvlg.models.utils import mask_tokens
 
 
@@ -100,3 +106,196 @@ def test_itm_mlm_vqa_heads():
         vqa.targets([[3]], [[1.0]])
     with pytest.raises(ValueError, match='distinct'):
         VQAHead(in_dims=8, answers=['a', 'a'])
+
+
+# ----------------------------------------------------------------------------- reference values by hand
+FIBER_ITC_KEYS = {'temperature', 'proj.text_proj.weight', 'proj.text_proj.bias', 'proj.image_proj.weight',
+                  'proj.image_proj.bias', 'proj.text_pooler.dense.weight', 'proj.text_pooler.dense.bias',
+                  'proj.image_pooler.dense.weight', 'proj.image_pooler.dense.bias'}
+
+
+def test_itc_loss_value_by_hand():
+    head = ITCHead(img_dims=2, text_dims=2, embed_dims=2, temperature=0.5)
+    img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    txt = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    # s = img @ txt.T / 0.5 = [[2, 1.2], [0, 1.6]]
+    i2t = (math.log(math.exp(2) + math.exp(1.2)) - 2 + math.log(1 + math.exp(1.6)) - 1.6) / 2
+    t2i = (math.log(math.exp(2) + 1) - 2 + math.log(math.exp(1.2) + math.exp(1.6)) - 1.6) / 2
+    losses, sim = head.loss(img, txt)
+    assert math.isclose(losses['loss_itc'].item(), (i2t + t2i) / 2, rel_tol=1e-5)
+    torch.testing.assert_close(sim, torch.tensor([[2.0, 1.2], [0.0, 1.6]]))
+
+
+def test_itc_default_pooler_is_fibers_by_hand():
+    torch.manual_seed(0)
+    head = ITCHead(img_dims=8, text_dims=6, embed_dims=4)
+    assert set(head.state_dict()) == FIBER_ITC_KEYS  # the converter's keys (tools/model_converters/fiber_to_mmvlg.py)
+    img, txt = torch.randn(2, 5, 8), torch.randn(2, 3, 6)
+    valid = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    p = head.proj
+    t = torch.tanh(p.text_pooler.dense(p.text_proj(txt)[:, 0]))
+    img_proj = p.image_proj(img)
+    mean = torch.stack([img_proj[0].mean(0), img_proj[1, :2].mean(0)])
+    i = torch.tanh(p.image_pooler.dense(mean))
+    out_i, out_t = head(img, valid, txt)
+    torch.testing.assert_close(out_i, F.normalize(i, dim=-1))
+    torch.testing.assert_close(out_t, F.normalize(t, dim=-1))
+    # the same numbers as FIBER's CrossModalPooler (FIBERCoarse's fused pooler) with the same weights
+    ref = CrossModalPooler(8, 6, 4)
+    ref.load_state_dict({k[len('proj.'):]: v for k, v in head.state_dict().items() if k.startswith('proj.')})
+    pooled = ref(img, valid, txt)
+    full = p(img, valid, txt)
+    for k in ('text', 'image', 'text_cls', 'image_cls', 'cls'):
+        torch.testing.assert_close(full[k], pooled[k])
+
+
+def test_itc_pooling_variants_by_hand():
+    torch.manual_seed(0)
+    img, txt = torch.randn(2, 5, 8), torch.randn(2, 3, 6)
+    txt_valid = torch.tensor([[True, True, True], [True, False, False]])
+    # X-VLM/ALBEF: first token of each stream, linear projection, no tanh pooler
+    head = ITCHead(img_dims=8, text_dims=6, embed_dims=4,
+                   pooler=dict(type='DualStreamPooler', image_pooling='cls', tanh_pooler=False, pool_first=True))
+    p = head.proj
+    assert p.text_pooler is None and not any('pooler' in k for k in head.state_dict())
+    out_i, out_t = head(img, None, txt)
+    torch.testing.assert_close(out_i, F.normalize(img[:, 0] @ p.image_proj.weight.t() + p.image_proj.bias, dim=-1))
+    torch.testing.assert_close(out_t, F.normalize(txt[:, 0] @ p.text_proj.weight.t() + p.text_proj.bias, dim=-1))
+    assert 'text' not in p(img, None, txt)
+    # mean text pooling over the real tokens, an MLP projection of the text, no image projection (same width)
+    head = ITCHead(img_dims=4, text_dims=6, embed_dims=4,
+                   pooler=dict(type='DualStreamPooler', text_pooling='mean', image_pooling='mean',
+                               text_proj=dict(type='MLPBlock', hidden_dims=10), image_proj=None,
+                               tanh_pooler=False))
+    p = head.proj
+    assert isinstance(p.text_proj, MLPBlock) and isinstance(p.image_proj, torch.nn.Identity)
+    out_i, out_t = head(img[..., :4], None, txt, txt_valid)
+    mlp = p.text_proj
+    proj = mlp[3](F.gelu(F.layer_norm(mlp[0](txt), (10, ), mlp[1].weight, mlp[1].bias)))
+    t = torch.stack([proj[0].mean(0), proj[1, 0]])
+    torch.testing.assert_close(out_t, F.normalize(t, dim=-1))
+    torch.testing.assert_close(out_i, F.normalize(img[..., :4].mean(1), dim=-1))
+    with pytest.raises(ValueError, match='pooling'):
+        ITCHead(img_dims=4, text_dims=4, pooler=dict(type='DualStreamPooler', text_pooling='max'))
+    with pytest.raises(ValueError, match='no projection'):
+        ITCHead(img_dims=8, text_dims=4, embed_dims=4, pooler=dict(type='DualStreamPooler', image_proj=None))
+
+
+def test_itm_linear_and_mlp_by_hand():
+    torch.manual_seed(0)
+    feats, labels = torch.randn(4, 6), torch.tensor([1, 0, 0, 1])
+    itm = ITMHead(in_dims=6)
+    assert set(itm.state_dict()) == {'fc.weight', 'fc.bias'}  # FIBER's
+    logits = feats @ itm.fc.weight.t() + itm.fc.bias
+    p = logits.softmax(-1)
+    ref = -torch.stack([p[i, labels[i]].log() for i in range(4)]).mean()
+    out = itm.loss(feats, labels)
+    torch.testing.assert_close(out['loss_itm'], ref)
+    assert out['acc_itm'] == (logits.argmax(1) == labels).float().mean()
+    # X-VLM's MLP: Linear(6, 12) - LayerNorm - GELU - Linear(12, 2)
+    itm = ITMHead(in_dims=6, hidden_dims=12, loss_weight=0.5)
+    assert set(itm.state_dict()) == {'fc.0.weight', 'fc.0.bias', 'fc.1.weight', 'fc.1.bias', 'fc.3.weight',
+                                     'fc.3.bias'}
+    fc = itm.fc
+    h = fc[0](feats)
+    h = (h - h.mean(-1, keepdim=True)) / torch.sqrt(h.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    h = h * fc[1].weight + fc[1].bias
+    h = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))
+    logits = fc[3](h)
+    torch.testing.assert_close(itm(feats), logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(itm.score(feats), logits[:, 1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(itm.loss(feats, labels)['loss_itm'], 0.5 * F.cross_entropy(logits, labels),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_mlm_tied_decoder_by_hand():
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(11, 8)
+    mlm = MLMHead(in_dims=8, vocab_size=11, tie_word_embeddings=True)
+    assert mlm.tie_word_embeddings
+    mlm.tie_weights(emb)
+    assert mlm.decoder.weight is emb.weight
+    with torch.no_grad():
+        mlm.bias.copy_(torch.arange(11.0) / 10)
+    tokens = torch.randn(2, 5, 8)
+    labels = torch.full((2, 5), -100)
+    labels[0, 1], labels[1, 3] = 7, 2
+    h = F.layer_norm(F.gelu(mlm.dense(tokens)), (8, ), mlm.norm.weight, mlm.norm.bias, eps=1e-12)
+    logits = h @ emb.weight.t() + mlm.bias
+    torch.testing.assert_close(mlm(tokens), logits)
+    ref = -(logits[0, 1].log_softmax(-1)[7] + logits[1, 3].log_softmax(-1)[2]) / 2
+    out = mlm.loss(tokens, labels)
+    torch.testing.assert_close(out['loss_mlm'], ref)
+    out['loss_mlm'].backward()
+    assert emb.weight.grad is not None and emb.weight.grad.abs().sum() > 0  # the decoder's gradient
+    assert set(mlm.state_dict()) == {'dense.weight', 'dense.bias', 'norm.weight', 'norm.bias', 'decoder.weight',
+                                     'bias'}  # FIBER's keys, tied or not
+    with pytest.raises(ValueError, match='word embeddings'):
+        MLMHead(in_dims=8, vocab_size=12).tie_weights(emb)
+    # untied (FIBER): the decoder has its own weight
+    assert MLMHead(in_dims=8, vocab_size=11).decoder.weight is not emb.weight
+
+
+def test_mlp_block_and_vqa_classifier_keys():
+    torch.manual_seed(0)
+    mlp = MLPBlock(4, 6, 3)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(mlp(x), mlp[3](F.gelu(F.layer_norm(mlp[0](x), (6, ), mlp[1].weight, mlp[1].bias))))
+    assert isinstance(MLPBlock(4, norm_cfg=None)[1], torch.nn.Identity) and MLPBlock(4).out_dims == 4
+    vqa = VQAHead(in_dims=4, answers=['yes', 'no', 'two'])
+    assert [k for k in vqa.state_dict()] == ['classifier.0.weight', 'classifier.0.bias', 'classifier.1.weight',
+                                            'classifier.1.bias', 'classifier.3.weight', 'classifier.3.bias']
+    # the same initialization as before (Linear, LayerNorm, GELU, Linear in that order)
+    torch.manual_seed(3)
+    new = VQAHead(in_dims=4, answers=['yes', 'no', 'two']).state_dict()
+    torch.manual_seed(3)
+    old = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.GELU(), torch.nn.Linear(4, 3))
+    for k, v in old.state_dict().items():
+        torch.testing.assert_close(new[f'classifier.{k}'], v, rtol=0, atol=0)
+
+
+def test_itm_pairs_and_ids_by_hand():
+    from mmvlg.models.multimodal.fiber import ids_tensor as old_ids
+    from mmvlg.models.multimodal.fiber.fiber_coarse import FIBERCoarse
+    assert old_ids is ids_tensor and FIBERCoarse.itm_pairs is itm_pairs  # the old places still work
+    # two pairs: each image's only negative is the other text, and each text's the other image
+    img_idx, text_idx, labels = itm_pairs(torch.randn(2, 2), torch.tensor([4, 9]))
+    assert img_idx.tolist() == [0, 1, 0, 1, 1, 0] and text_idx.tolist() == [0, 1, 1, 0, 0, 1]
+    assert labels.tolist() == [1, 1, 0, 0, 0, 0]
+    # three pairs, two captions of one image: that image's only negative text is text 2, and image 2's
+    # negatives are texts 0/1 (the hard one, 1, by far); no negative pairs an image with its own caption
+    sim = torch.tensor([[0., 0., 1.], [0., 0., 1.], [-30., 30., 0.]])
+    img_idx, text_idx, labels = itm_pairs(sim, torch.tensor([5, 5, 6]), torch.Generator().manual_seed(0))
+    assert img_idx.tolist()[:5] == [0, 1, 2, 0, 1] and text_idx.tolist()[:6] == [0, 1, 2, 2, 2, 1]
+    assert labels.tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0]
+    ids = torch.tensor([5, 5, 6])
+    assert not (ids[img_idx[3:]] == ids[text_idx[3:]]).any()
+    samples = [DetDataSample(metainfo=dict(img_id=3)), DetDataSample(metainfo=dict(img_id='a/b.jpg')),
+               DetDataSample()]
+    assert ids_tensor(samples).tolist() == [3, zlib.crc32(b'a/b.jpg') + (1 << 40), -3]
+
+
+def test_one_answer_list_loader(tmp_path):
+    from mmvlg.datasets.validation import AnnotationError
+    from mmvlg.datasets.vqa import load_answer_vocab
+    from mmvlg.models.heads.vqa_head import load_answer_list as from_head
+    from mmvlg.utils.answer_list import load_answer_list
+    assert from_head is load_answer_list
+    (tmp_path / 'a.json').write_text('["yes", "no", "2"]')
+    (tmp_path / 'a.txt').write_text('yes\n\nno\n2\n')
+    (tmp_path / 'dup.txt').write_text('yes\nno\nyes\n')
+    (tmp_path / 'bad.json').write_text('["yes", ')
+    for f in ('a.json', 'a.txt'):
+        assert load_answer_list(str(tmp_path / f)) == ['yes', 'no', '2'] == load_answer_vocab(str(tmp_path / f))
+    assert VQAHead(in_dims=2, answers=str(tmp_path / 'a.txt')).answers == ['yes', 'no', '2']
+    with pytest.raises(ValueError, match='distinct'):
+        load_answer_list(str(tmp_path / 'dup.txt'))
+    assert load_answer_vocab(str(tmp_path / 'dup.txt')) == ['yes', 'no', 'yes']  # the data set maps to the first
+    with pytest.raises(AnnotationError, match='bad.json.*not a valid JSON list'):
+        load_answer_vocab(str(tmp_path / 'bad.json'))
+    with pytest.raises(ValueError, match='not a valid JSON list'):
+        load_answer_list(str(tmp_path / 'bad.json'))
+    with pytest.raises(ValueError, match='non-empty strings'):
+        load_answer_list(['yes', ''])
+    with pytest.raises(FileNotFoundError):
+        load_answer_list(str(tmp_path / 'none.txt'))

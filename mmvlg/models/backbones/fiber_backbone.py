@@ -57,15 +57,6 @@ def shift_window_self_attention(msa: nn.Module, query: Tensor, hw_shape: Tuple[i
     return x[:, :h, :w, :].reshape(b, h * w, c)
 
 
-def _bidirectional_mask(model: nn.Module, embeds: Tensor, attention_mask: Tensor):
-    """The attention mask a Hugging Face encoder builds from a (bs, L) 0/1 mask for its layers."""
-    try:
-        from transformers.masking_utils import create_bidirectional_mask
-    except ImportError:  # transformers 4.x
-        return model.get_extended_attention_mask(attention_mask, attention_mask.shape)
-    return create_bidirectional_mask(config=model.config, inputs_embeds=embeds, attention_mask=attention_mask)
-
-
 @MODELS.register_module()
 class FIBERBackbone(BaseModule):
     r"""Fusion in the backbone of `FIBER <https://arxiv.org/abs/2206.07643>`_: a Swin Transformer and a
@@ -176,7 +167,7 @@ class FIBERBackbone(BaseModule):
 
     @property
     def text_layers(self) -> nn.ModuleList:
-        return self.language_model.model.encoder.layer
+        return self.language_model.layers
 
     def init_weights(self) -> None:
         """Initialize the two backbones (their own ``init_cfg``/pretrained weights), then load
@@ -227,25 +218,20 @@ class FIBERBackbone(BaseModule):
             return cp.checkpoint(inner, x, text, use_reentrant=False)
         return inner(x, text)
 
-    def _text_layer(self, layer: nn.Module, h: Tensor, attn_mask, cross: Optional[GatedCrossAttention] = None,
+    def _text_layer(self, index: int, h: Tensor, attn_mask, cross: Optional[GatedCrossAttention] = None,
                     image: Optional[Tensor] = None, image_pad: Optional[Tensor] = None,
                     out_norm: bool = True) -> Tensor:
-        """A (post-norm) text layer; with ``cross``, text-to-image fusion:
+        """Text layer ``index`` (post-norm, :meth:`HFTextEncoder.forward_layer
+        <mmvlg.models.language_models.HFTextEncoder.forward_layer>`); with ``cross``, text-to-image fusion:
         ``LN(h + SA + alpha * CA(SA, image)) -> FFN`` (the FFN's output LayerNorm only with ``out_norm``)."""
+        lm = self.language_model
 
         def plain(h):
-            out = layer(h, attn_mask)
-            return out[0] if isinstance(out, tuple) else out
+            return lm.forward_layer(index, h, attn_mask)
 
         def fused(h, image):
-            att = layer.attention
-            sa = att.self(h, attention_mask=attn_mask)[0]
-            sa = att.output.dropout(att.output.dense(sa))
-            h = att.output.LayerNorm(cross(sa, image, image_pad) + h)
-            if out_norm:
-                return layer.feed_forward_chunk(h)
-            out = layer.output
-            return out.dropout(out.dense(layer.intermediate(h))) + h
+            return lm.forward_layer(index, h, attn_mask, self_attn_fusion=lambda sa: cross(sa, image, image_pad),
+                                    output_norm=out_norm)
 
         if cross is None:
             return cp.checkpoint(plain, h, use_reentrant=False) if self.with_cp and h.requires_grad else plain(h)
@@ -280,15 +266,14 @@ class FIBERBackbone(BaseModule):
             ``input_ids`` (bs, L), ``pooled`` (bs, C_t) the first token's state.
         """
         tok = tokens if tokens is not None else self.language_model.tokenize(list(texts), device=img.device)
-        model = self.language_model.model
-        text = model.embeddings(input_ids=tok['input_ids'])
-        attn_mask = _bidirectional_mask(model, text, tok['attention_mask'])
+        text = self.language_model.embed(tok['input_ids'])
+        attn_mask = self.language_model.self_attention_mask(text, tok['attention_mask'])
         text_pad = ~tok['attention_mask'].bool()
         n_fuse = self.num_fusion_layers if fusion else 0
         layers = self.text_layers
         first_text, first_block = len(layers) - n_fuse, len(self.blocks) - n_fuse
-        for layer in layers[:first_text]:
-            text = self._text_layer(layer, text, attn_mask)
+        for index in range(first_text):
+            text = self._text_layer(index, text, attn_mask)
 
         swin = self.visual
         x, hw = swin.patch_embed(img)
@@ -302,7 +287,7 @@ class FIBERBackbone(BaseModule):
                 if step >= 0:
                     new_x = self._swin_block(blk, x, hw, self.i2t_attns[step], text, text_pad)
                     last = first_text + step == len(layers) - 1
-                    text = self._text_layer(layers[first_text + step], text, attn_mask, self.t2i_attns[step], x,
+                    text = self._text_layer(first_text + step, text, attn_mask, self.t2i_attns[step], x,
                                             self._image_pad(img_padding_mask, hw),
                                             out_norm=self.fused_last_text_norm or not last)
                     x = new_x

@@ -3,13 +3,14 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmdet.utils import OptConfigType
 from mmengine.dist import get_rank, get_world_size
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmvlg.registry import MODELS
 
-from ..layers.cross_modal_pooler import CrossModalPooler
+from ..layers.dual_stream_pooler import DualStreamPooler
 
 
 def gather_with_grad(x: Tensor) -> Tensor:
@@ -23,11 +24,15 @@ def gather_with_grad(x: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class ITCHead(BaseModule):
-    r"""Image-text contrastive learning of FIBER's dual encoder (fusion off; arXiv:2206.07643 section 3.2).
+    r"""Image-text contrastive (ITC) learning: FIBER's dual encoder (fusion off; arXiv:2206.07643 section 3.2),
+    X-VLM's, ALBEF's, ... with their own pooling and projections.
 
-    The image tokens of the last Swin stage and the text tokens are projected to ``embed_dims``, pooled (mean
-    of the image tokens, first text token, each through a dense + tanh pooler as the authors' ``itc_pooler``)
-    and L2-normalized. With ``s = <v_i, t_j> / tau`` and a learnable temperature ``tau`` (0.07 at start,
+    The image and text tokens are projected to ``embed_dims`` and pooled by ``pooler`` (a
+    :class:`~mmvlg.models.layers.DualStreamPooler` by default: FIBER's, mean of the image tokens and first text
+    token, each through a dense + tanh pooler as the authors' ``itc_pooler``; its parts, e.g. ``'cls'``/``'mean'``
+    pooling, no tanh pooler, an MLP projection, are options) and L2-normalized.
+
+    With ``s = <v_i, t_j> / tau`` and a learnable temperature ``tau`` (0.07 at start,
     clamped to ``temperature_range``), the loss is the mean of the image-to-text and text-to-image cross
     entropies over in-batch negatives (:math:`N^2 - N` negative pairs). Under distributed training the
     embeddings of all ranks are gathered (with gradients), so every rank's rows are contrasted against the
@@ -46,22 +51,39 @@ class ITCHead(BaseModule):
         temperature_range (tuple): Clamp range of the temperature. Defaults to (0.001, 1.0).
         gather (bool): Gather the embeddings across ranks. Defaults to True.
         loss_weight (float): Weight of ``loss_itc``. Defaults to 1.
+        pooler (dict, optional): The projections and pooling (``img_dims``, ``text_dims`` and ``embed_dims``
+            filled in), e.g. ``dict(type='DualStreamPooler', image_pooling='cls', tanh_pooler=False,
+            pool_first=True)`` (X-VLM). Defaults to ``dict(type='DualStreamPooler')`` (FIBER). Its parameters
+            are ``proj.*`` (FIBER: ``proj.text_proj``, ``proj.image_proj``, ``proj.{text,image}_pooler.dense``).
     """
 
     def __init__(self, img_dims: int, text_dims: int, embed_dims: int = 768, temperature: float = 0.07,
                  learnable_temperature: bool = True, temperature_range: Sequence[float] = (0.001, 1.0),
-                 gather: bool = True, loss_weight: float = 1.0, init_cfg=None) -> None:
+                 gather: bool = True, loss_weight: float = 1.0, pooler: OptConfigType = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.proj = CrossModalPooler(img_dims, text_dims, embed_dims)
+        pooler = dict(type=DualStreamPooler) if pooler is None else dict(pooler)
+        self.proj = MODELS.build(dict(dict(img_dims=img_dims, text_dims=text_dims, embed_dims=embed_dims), **pooler))
+        self.embed_dims = embed_dims
         self.temperature = torch.nn.Parameter(torch.tensor(float(temperature)),
                                               requires_grad=learnable_temperature)
         self.temperature_range = tuple(temperature_range)
         self.gather = gather
         self.loss_weight = loss_weight
 
-    def forward(self, img_tokens: Tensor, img_valid: Optional[Tensor], text_tokens: Tensor) -> Tuple[Tensor, Tensor]:
-        """L2-normalized embeddings: image (bs, D) and text (bs, D) from (bs, N, C_i) and (bs, L, C_t) tokens."""
-        out = self.proj(img_tokens, img_valid, text_tokens)
+    def forward(self, img_tokens: Tensor, img_valid: Optional[Tensor], text_tokens: Tensor,
+                text_valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """L2-normalized embeddings.
+
+        Args:
+            img_tokens (Tensor): (bs, N, C_i) image tokens.
+            img_valid (Tensor, optional): (bs, N) bool, False at padded image positions.
+            text_tokens (Tensor): (bs, L, C_t) text tokens.
+            text_valid (Tensor, optional): (bs, L) bool, False at padding (for a pooler that averages text).
+
+        Returns:
+            tuple: image (bs, D) and text (bs, D) embeddings of unit norm.
+        """
+        out = self.proj(img_tokens, img_valid, text_tokens, text_valid)
         return F.normalize(out['image_cls'], dim=-1), F.normalize(out['text_cls'], dim=-1)
 
     def tau(self) -> Tensor:

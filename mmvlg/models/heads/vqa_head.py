@@ -1,43 +1,29 @@
 """Visual question answering head: a classifier over an answer vocabulary with soft scores."""
-import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmvlg.registry import MODELS
+from mmvlg.utils.answer_list import load_answer_list
 
-
-def load_answer_list(answers: Union[str, Sequence[str]]) -> List[str]:
-    """An answer vocabulary given as a list or as a file (JSON list, or one answer a line)."""
-    if isinstance(answers, str):
-        if not osp.isfile(answers):
-            raise FileNotFoundError(f'answer vocabulary file {answers!r} does not exist')
-        with open(answers, encoding='utf-8') as f:
-            text = f.read()
-        if text.lstrip().startswith('['):
-            import json
-            answers = json.loads(text)
-        else:
-            answers = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    answers = list(answers)
-    if not answers or len(set(answers)) != len(answers):
-        raise ValueError('the answer vocabulary must be a non-empty list of distinct answers')
-    return answers
+from ..layers.mlp import MLPBlock
 
 
 @MODELS.register_module()
 class VQAHead(BaseModule):
     """FIBER's VQA classifier: the fused ``[text_cls; image_cls]`` features (the final representations of both
-    modalities, concatenated) through Linear(2D, 2D), LayerNorm, GELU and Linear(2D, #answers). Trained with
+    modalities, concatenated) through an :class:`~mmvlg.models.layers.MLPBlock`: Linear(2D, 2D), LayerNorm, GELU
+    and Linear(2D, #answers) (keys ``classifier.0``, ``classifier.1``, ``classifier.3``). Trained with
     binary cross entropy against soft scores (VQA v2: ``min(1, #annotators who gave the answer / 3)``),
     averaged over samples and answers and multiplied by the number of answers (as the authors and BAN).
 
     Args:
         in_dims (int): Width of the fused features.
-        answers (list[str] | str): The answer vocabulary, or a file holding it (3129 answers for VQA v2).
+        answers (list[str] | str): The answer vocabulary, or a file holding it (3129 answers for VQA v2;
+            :func:`mmvlg.utils.answer_list.load_answer_list`, distinct answers).
         hidden_dims (int, optional): Hidden width. Defaults to ``in_dims``.
         loss_weight (float): Weight of ``loss_vqa``. Defaults to 1.
     """
@@ -47,8 +33,7 @@ class VQAHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.answers = load_answer_list(answers)
         hidden_dims = hidden_dims or in_dims
-        self.classifier = nn.Sequential(nn.Linear(in_dims, hidden_dims), nn.LayerNorm(hidden_dims), nn.GELU(),
-                                        nn.Linear(hidden_dims, len(self.answers)))
+        self.classifier = MLPBlock(in_dims, hidden_dims, len(self.answers))
         self.loss_weight = loss_weight
 
     @property

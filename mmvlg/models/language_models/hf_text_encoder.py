@@ -2,7 +2,7 @@
 import os
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -45,16 +45,68 @@ def read_vocab_file(vocab_file: str) -> List[str]:
     return words
 
 
+VOCAB_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'vocabs')
+
+
+def builtin_vocabularies() -> List[str]:
+    """The names of the vocabularies shipped with mmvlg (``mmvlg/models/language_models/vocabs/<name>.txt``)."""
+    if not osp.isdir(VOCAB_DIR):
+        return []
+    return sorted(osp.splitext(f)[0] for f in os.listdir(VOCAB_DIR) if f.endswith('.txt'))
+
+
 def resolve_vocab(vocab=None, vocab_file: Optional[str] = None) -> List[str]:
-    """A vocabulary given as a list of words, the name of a built-in one (``'synthref'``) or a file."""
+    """A vocabulary given as a list of words, the name of a vocabulary shipped with mmvlg (``'synthref'``: the
+    words of SynthRef's referring expressions, see :func:`builtin_vocabularies`) or a file (one word a line)."""
     if vocab_file is not None:
         return read_vocab_file(vocab_file)
-    if vocab == 'synthref':
-        from mmvlg.datasets.synthref import vocabulary
-        return vocabulary()
+    if isinstance(vocab, str):
+        if vocab not in builtin_vocabularies():
+            raise ValueError(f'word tokenizer: unknown built-in vocabulary {vocab!r} (built-in: '
+                             f'{builtin_vocabularies()}); give a list of words or vocab_file')
+        return read_vocab_file(osp.join(VOCAB_DIR, f'{vocab}.txt'))
     if isinstance(vocab, (list, tuple)) and vocab:
         return list(vocab)
-    raise ValueError(f'word tokenizer: give vocab (a list of words or "synthref") or vocab_file, got {vocab!r}')
+    raise ValueError(f'word tokenizer: give vocab (a list of words or a built-in name such as "synthref") or '
+                     f'vocab_file, got {vocab!r}')
+
+
+# ------------------------------------------------------------------------- attention masks (transformers 4/5)
+def self_attention_mask(model: nn.Module, embeds: Tensor, attention_mask: Tensor):
+    """The mask a Hugging Face BERT-like encoder gives its layers' self-attention, from a (bs, L) 0/1 mask.
+
+    transformers 5 builds it with ``masking_utils.create_bidirectional_mask`` (its form depends on the attention
+    implementation: None when nothing is masked, a bool or additive (bs, 1, L, L) tensor otherwise); 4.x with
+    ``get_extended_attention_mask`` (additive, (bs, 1, 1, L)). This is the one place that knows the difference.
+
+    Args:
+        model (nn.Module): The Hugging Face model (``BertModel``, ``RobertaModel``, ...).
+        embeds (Tensor): (bs, L, C) the layers' input.
+        attention_mask (Tensor): (bs, L) 1 (or True) at real tokens.
+    """
+    try:
+        from transformers.masking_utils import create_bidirectional_mask
+    except ImportError:  # transformers 4.x
+        return model.get_extended_attention_mask(attention_mask.long(), attention_mask.shape)
+    return create_bidirectional_mask(config=model.config, inputs_embeds=embeds, attention_mask=attention_mask.long())
+
+
+def cross_attention_mask(model: nn.Module, embeds: Tensor, context: Tensor, context_mask: Optional[Tensor]):
+    """The mask of a cross-attention from (bs, L, C) queries ``embeds`` to (bs, M, C_ctx) ``context`` tokens, from
+    a (bs, M) 0/1 ``context_mask`` (1 at real context tokens; None: every token is real), in the form the
+    model's attention implementation takes (transformers 4 and 5, as :func:`self_attention_mask`)."""
+    if context_mask is None:
+        return None
+    try:
+        from transformers.masking_utils import create_bidirectional_mask
+    except ImportError:  # transformers 4.x
+        return model.invert_attention_mask(context_mask.long())
+    return create_bidirectional_mask(config=model.config, inputs_embeds=embeds, attention_mask=context_mask.long(),
+                                     encoder_hidden_states=context)
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
 
 
 def _is_local(name: str) -> bool:
@@ -63,7 +115,7 @@ def _is_local(name: str) -> bool:
 
 @MODELS.register_module()
 class HFTextEncoder(BaseModule):
-    """A Hugging Face text encoder and its tokenizer.
+    r"""A Hugging Face text encoder (BERT, RoBERTa, ...) and its tokenizer, with an API to drive its layers.
 
     Two ways to build it:
 
@@ -71,8 +123,27 @@ class HFTextEncoder(BaseModule):
       ``'bert-base-uncased'``, ...): the pretrained tokenizer and weights are loaded (offline when a
       folder is given; hub names need the files in the local cache when there is no network).
     * ``model_config`` + ``tokenizer``: a model built from a config dict (e.g. a 2-layer BERT of width
-      128) with random weights, and a word-level tokenizer over a vocabulary (``vocab_file``, e.g. the
-      one SynthRef writes), for runs that must not download anything.
+      128) with random weights, and a word-level tokenizer over a vocabulary (a list, a file, or a vocabulary
+      shipped with mmvlg such as ``'synthref'``), for runs that must not download anything.
+
+    The steps of :meth:`forward` are public, so that a model can run them separately:
+
+    .. code:: text
+
+        texts ─ tokenize ─ input_ids, attention_mask, offsets          (bs, L)      MLM masks input_ids here
+                              │
+                            embed ─ (bs, L, C) ─ forward_layers(start, end, context=...) ─ (bs, L, C)
+                                                   └─ per layer: forward_layer: self-attention
+                                                      [+ cross-attention to context tokens] + FFN
+
+    :meth:`encode` runs embed + layers from pre-tokenized ids. Running a range of layers serves models that
+    split the encoder (X-VLM: layers 0-5 text encoder, 6-11 cross encoder), feed it other tokens (SOHO's single
+    stream over text + visual tokens) or interleave it with another stream (ViLBERT's co-attention, FIBER's
+    fusion through ``self_attn_fusion``). ``cross_attention=dict(start=6)`` adds a BERT cross-attention block
+    (the host layer's own attention class: query from the text, keys/values from the context, output dense +
+    residual + LayerNorm) after the self-attention of layers ``start .. end-1``; these blocks start fresh
+    (normal(0, ``initializer_range``) weights, zero biases), also when the encoder weights are pretrained, and
+    live in :attr:`cross_attns` (keys ``cross_attns.<layer>.self.query.weight``, ...).
 
     Args:
         name_or_path (str, optional): Pretrained model folder or hub name.
@@ -81,17 +152,22 @@ class HFTextEncoder(BaseModule):
         tokenizer (dict, optional): ``dict(type='word', vocab_file=... | vocab=[...] | vocab='synthref',
             lower_case=True)``.
         max_length (int): Longest tokenized text; longer texts are truncated. Defaults to 256.
-        frozen (bool): Freeze the encoder (no gradients). Defaults to False.
+        frozen (bool): Freeze the encoder (no gradients; the cross-attention blocks still learn). Defaults to
+            False.
         use_pooler (bool): Keep the model's pooler (for sentence-level heads). Defaults to False.
         pretrained_weights (bool): With ``name_or_path``, load the folder's weights (default). If False, only
             its tokenizer and ``config.json`` are read and the model gets random weights, e.g. when every
             weight comes from a converted checkpoint (``tools/model_converters/mdetr_to_mmvlg.py``); then the
             folder needs no weight file. Defaults to True.
+        cross_attention (dict, optional): ``start`` (first layer with a cross-attention block), ``end`` (one
+            past the last; default: the number of layers) and ``context_dims`` (width of the context tokens;
+            default: the encoder's width). None: no cross-attention.
     """
 
     def __init__(self, name_or_path: Optional[str] = None, model_config: Optional[dict] = None,
                  tokenizer: Optional[dict] = None, max_length: int = 256, frozen: bool = False,
-                 use_pooler: bool = False, pretrained_weights: bool = True, init_cfg=None) -> None:
+                 use_pooler: bool = False, pretrained_weights: bool = True, cross_attention: Optional[dict] = None,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if (name_or_path is None) == (model_config is None):
             raise ValueError('HFTextEncoder: give exactly one of name_or_path (pretrained) and model_config')
@@ -130,6 +206,43 @@ class HFTextEncoder(BaseModule):
         self.frozen = frozen
         if frozen:
             self.model.requires_grad_(False)
+        self.cross_attns = nn.ModuleDict()
+        if cross_attention is not None:
+            self._build_cross_attention(**cross_attention)
+
+    # ------------------------------------------------------------------------------------ construction
+    def _build_cross_attention(self, start: int, end: Optional[int] = None, context_dims: Optional[int] = None
+                               ) -> None:
+        n = self.num_layers
+        end = n if end is None else end
+        if not 0 <= start < end <= n:
+            raise ValueError(f'HFTextEncoder: cross_attention layers [{start}, {end}) must lie in [0, {n})')
+        config = self.model.config
+        self.context_dims = context_dims or self.embed_dims
+        for i in range(start, end):
+            attn_cls = type(self.layers[i].attention)
+            try:
+                block = attn_cls(config, is_cross_attention=True)  # transformers 5
+            except TypeError:  # transformers 4.x: the attention is a cross-attention when given encoder states
+                block = attn_cls(config)
+            if self.context_dims != self.embed_dims:
+                inner = block.self
+                inner.key = nn.Linear(self.context_dims, inner.all_head_size)
+                inner.value = nn.Linear(self.context_dims, inner.all_head_size)
+            self.cross_attns[str(i)] = block
+        self._init_cross_attention()
+
+    @torch.no_grad()
+    def _init_cross_attention(self) -> None:
+        """BERT's initialization of the cross-attention blocks: normal(0, initializer_range) weights, zero
+        biases, unit LayerNorms."""
+        std = getattr(self.model.config, 'initializer_range', 0.02)
+        for m in self.cross_attns.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=std)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                m.reset_parameters()
 
     def _pretrained_source(self) -> Tuple[str, dict]:
         """The path and the ``from_pretrained`` keyword arguments of ``name_or_path``."""
@@ -141,10 +254,11 @@ class HFTextEncoder(BaseModule):
         """Initialize the weights.
 
         The first call keeps the weights built by the constructor (the pretrained ones, or the random draw of
-        ``model_config``) and applies ``init_cfg`` if any. A later call, after ``_is_init`` was reset (e.g.
-        by :class:`~mmvlg.engine.hooks.SiRiHook` re-initializing the language backbone), restores the
-        initialization: the pretrained weights are loaded again from ``name_or_path``, and a
-        ``model_config`` model draws new random weights with its own (Hugging Face) initialization.
+        ``model_config``, and the fresh cross-attention blocks) and applies ``init_cfg`` if any. A later call,
+        after ``_is_init`` was reset (e.g. by :class:`~mmvlg.engine.hooks.SiRiHook` re-initializing the
+        language backbone), restores the initialization: the pretrained weights are loaded again from
+        ``name_or_path``, a ``model_config`` model draws new random weights with its own (Hugging Face)
+        initialization, and the cross-attention blocks are drawn again.
         """
         if not self._is_init and not self._built_weights:
             self._reinitialize()
@@ -165,7 +279,29 @@ class HFTextEncoder(BaseModule):
                 if getattr(obj, '_is_hf_initialized', False):
                     obj._is_hf_initialized = False
             self.model.init_weights()
+        self._init_cross_attention()
 
+    # ------------------------------------------------------------------------------------------ parts
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The encoder's layers (``model.encoder.layer``)."""
+        return self.model.encoder.layer
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The input word embeddings, (vocab_size, C) (e.g. to tie an MLM decoder to them)."""
+        return self.model.get_input_embeddings()
+
+    @property
+    def cross_attention_layers(self) -> List[int]:
+        """The indices of the layers that have a cross-attention block."""
+        return sorted(int(k) for k in self.cross_attns)
+
+    # -------------------------------------------------------------------------------------- tokenize
     def tokenize(self, texts: List[str], device=None) -> Dict[str, Tensor]:
         """Tokenize a batch, padded to the longest text.
 
@@ -190,21 +326,154 @@ class HFTextEncoder(BaseModule):
             out = {k: v.to(device) for k, v in out.items()}
         return out
 
+    # ---------------------------------------------------------------------------------------- layers
+    def embed(self, input_ids: Tensor, token_type_ids: Optional[Tensor] = None,
+              position_ids: Optional[Tensor] = None) -> Tensor:
+        """The embedding layer (word + position (+ token type) embeddings, LayerNorm, dropout).
+
+        Args:
+            input_ids (Tensor): (bs, L) token ids.
+            token_type_ids (Tensor, optional): (bs, L) segment ids (default 0).
+            position_ids (Tensor, optional): (bs, L) positions (default: the model's own, e.g. RoBERTa's
+                padding-aware ones).
+
+        Returns:
+            Tensor: (bs, L, C) the first layer's input.
+        """
+        return self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids)
+
+    def self_attention_mask(self, embeds: Tensor, attention_mask: Tensor):
+        """The layers' self-attention mask (:func:`self_attention_mask`) for (bs, L, C) ``embeds`` and a (bs, L)
+        0/1 ``attention_mask``; pass it to :meth:`forward_layer`."""
+        return self_attention_mask(self.model, embeds, attention_mask)
+
+    def cross_attention_mask(self, embeds: Tensor, context: Tensor, context_mask: Optional[Tensor]):
+        """The cross-attention mask (:func:`cross_attention_mask`) from (bs, L, C) ``embeds`` to (bs, M, C_ctx)
+        ``context`` with a (bs, M) 0/1 ``context_mask`` (None: all real); pass it to :meth:`forward_layer`."""
+        return cross_attention_mask(self.model, embeds, context, context_mask)
+
+    def forward_layer(self, index: int, hidden: Tensor, layer_mask=None, context: Optional[Tensor] = None,
+                      context_layer_mask=None, self_attn_fusion: Optional[Callable[[Tensor], Tensor]] = None,
+                      output_norm: bool = True) -> Tensor:
+        """Run layer ``index`` (post-norm BERT/RoBERTa layer):
+
+        ``a = LN(h + SA'(h))``, ``SA' = fusion(dropout(dense(SelfAtt(h))))``; with ``context`` and a
+        cross-attention block at this layer, ``a = LN(a + dropout(dense(CrossAtt(a, context))))``; then
+        ``out = LN(a + FFN(a))``. Without fusion, context and with ``output_norm`` this is the Hugging Face
+        layer's own forward.
+
+        Args:
+            index (int): The layer.
+            hidden (Tensor): (bs, L, C) its input.
+            layer_mask: The self-attention mask of :meth:`self_attention_mask` (None: attend to all).
+            context (Tensor, optional): (bs, M, C_ctx) tokens of another modality, attended to by the layer's
+                cross-attention block (an error if it has none).
+            context_layer_mask: The mask of :meth:`cross_attention_mask` (None: attend to all).
+            self_attn_fusion (callable, optional): Maps the self-attention branch (bs, L, C), before the residual
+                sum and the LayerNorm, to its replacement (FIBER adds its gated cross-attention there).
+            output_norm (bool): Apply the output LayerNorm of the FFN. Defaults to True.
+
+        Returns:
+            Tensor: (bs, L, C).
+        """
+        layer = self.layers[index]
+        if context is not None and str(index) not in self.cross_attns:
+            raise ValueError(f'HFTextEncoder: layer {index} has no cross-attention (cross_attention layers: '
+                             f'{self.cross_attention_layers})')
+        if self_attn_fusion is None and context is None and output_norm:
+            return _first(layer(hidden, layer_mask))
+        att = layer.attention
+        sa = _first(att.self(hidden, attention_mask=layer_mask))
+        sa = att.output.dropout(att.output.dense(sa))
+        if self_attn_fusion is not None:
+            sa = self_attn_fusion(sa)
+        h = att.output.LayerNorm(sa + hidden)
+        if context is not None:
+            h = _first(self.cross_attns[str(index)](h, encoder_hidden_states=context,
+                                                    encoder_attention_mask=context_layer_mask))
+        if output_norm:
+            return layer.feed_forward_chunk(h)
+        out = layer.output
+        return out.dropout(out.dense(layer.intermediate(h))) + h
+
+    def forward_layers(self, hidden: Tensor, attention_mask: Optional[Tensor] = None, start: int = 0,
+                       end: Optional[int] = None, context: Optional[Tensor] = None,
+                       context_mask: Optional[Tensor] = None) -> Tensor:
+        """Run layers ``start .. end-1`` on ``hidden``; with ``context``, the layers of the range that have a
+        cross-attention block attend to it (the others do not).
+
+        Args:
+            hidden (Tensor): (bs, L, C) the input of layer ``start`` (:meth:`embed`'s output for 0, or any
+                tokens of width C, e.g. text and visual tokens concatenated).
+            attention_mask (Tensor, optional): (bs, L) 0/1, 1 at real tokens (None: all real).
+            start (int): First layer. Defaults to 0.
+            end (int, optional): One past the last layer. Defaults to the number of layers.
+            context (Tensor, optional): (bs, M, C_ctx) tokens of another modality.
+            context_mask (Tensor, optional): (bs, M) 0/1, 1 at real context tokens (None: all real).
+
+        Returns:
+            Tensor: (bs, L, C) the output of layer ``end - 1``.
+        """
+        end = self.num_layers if end is None else end
+        if not 0 <= start <= end <= self.num_layers:
+            raise ValueError(f'HFTextEncoder: layer range [{start}, {end}) outside [0, {self.num_layers}]')
+        cross = [i for i in range(start, end) if str(i) in self.cross_attns]
+        if context is not None and not cross:
+            raise ValueError(f'HFTextEncoder: a context is given but no layer of [{start}, {end}) has a '
+                             f'cross-attention (cross_attention layers: {self.cross_attention_layers})')
+        if attention_mask is None:
+            attention_mask = hidden.new_ones(hidden.shape[:2], dtype=torch.long)
+        layer_mask = self.self_attention_mask(hidden, attention_mask)
+        ctx_mask = self.cross_attention_mask(hidden, context, context_mask) if context is not None else None
+        for i in range(start, end):
+            use = context is not None and i in cross
+            hidden = self.forward_layer(i, hidden, layer_mask, context if use else None, ctx_mask if use else None)
+        return hidden
+
+    # ---------------------------------------------------------------------------------------- encode
+    def encode(self, input_ids: Tensor, attention_mask: Tensor, offsets: Optional[Tensor] = None,
+               token_type_ids: Optional[Tensor] = None, end: Optional[int] = None, context: Optional[Tensor] = None,
+               context_mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Encode pre-tokenized texts (e.g. :meth:`tokenize`'s output with masked ids for MLM:
+        ``encode(**dict(tok, input_ids=masked))``).
+
+        Args:
+            input_ids (Tensor): (bs, L) token ids.
+            attention_mask (Tensor): (bs, L) 0/1, 1 at real tokens.
+            offsets (Tensor, optional): (bs, L, 2) character offsets, passed through.
+            token_type_ids (Tensor, optional): (bs, L) segment ids.
+            end (int, optional): Run layers 0 .. end-1 only (default: all).
+            context (Tensor, optional): (bs, M, C_ctx) tokens the cross-attention layers attend to.
+            context_mask (Tensor, optional): (bs, M) 0/1, 1 at real context tokens.
+
+        Returns:
+            dict: ``embeds`` (bs, L, C) hidden states of the last layer run; ``mask`` (bs, L) bool, True at real
+            tokens; ``input_ids`` (bs, L); ``offsets`` (bs, L, 2) when given; ``pooled`` (bs, C), the first
+            token's state (or the pooler output when ``use_pooler``).
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not (self.frozen and context is None)):
+            if context is None and end is None:
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                hidden, pooled = out.last_hidden_state, getattr(out, 'pooler_output', None)
+            else:
+                hidden = self.forward_layers(self.embed(input_ids, token_type_ids), attention_mask, end=end,
+                                             context=context, context_mask=context_mask)
+                pooled = self.model.pooler(hidden) if getattr(self.model, 'pooler', None) is not None else None
+        result = dict(embeds=hidden, mask=attention_mask.bool(), input_ids=input_ids,
+                      pooled=pooled if pooled is not None else hidden[:, 0])
+        if offsets is not None:
+            result['offsets'] = offsets
+        return result
+
     def forward(self, texts: List[str], device=None) -> Dict[str, Tensor]:
-        """Encode a batch of texts.
+        """Encode a batch of texts (:meth:`tokenize`, then :meth:`encode`).
 
         Returns:
             dict: ``embeds`` (bs, L, C) last hidden states; ``mask`` (bs, L) bool, True at real tokens;
             ``offsets`` (bs, L, 2); ``input_ids`` (bs, L); ``pooled`` (bs, C), the first token's state
             (or the pooler output when ``use_pooler``).
         """
-        tok = self.tokenize(texts, device)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            out = self.model(input_ids=tok['input_ids'], attention_mask=tok['attention_mask'])
-        hidden = out.last_hidden_state
-        pooled = getattr(out, 'pooler_output', None)
-        return dict(embeds=hidden, mask=tok['attention_mask'].bool(), offsets=tok['offsets'],
-                    input_ids=tok['input_ids'], pooled=pooled if pooled is not None else hidden[:, 0])
+        return self.encode(**self.tokenize(texts, device))
 
 
 class FeatureResizer(nn.Module):

@@ -1,6 +1,5 @@
 """FIBER's coarse-grained models (arXiv:2206.07643, sections 3.2 and 3.3): image-text pre-training (ITC, ITM,
 MLM), image-text retrieval (dual encoder with ITM re-ranking) and VQA."""
-import zlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -11,25 +10,11 @@ from torch import Tensor
 
 from mmvlg.registry import MODELS
 
+from ...heads.itm_head import ids_tensor, itm_pairs
 from ...layers.cross_modal_pooler import CrossModalPooler
 from ...utils.mlm_masking import mask_tokens
 from ..base import BaseVLModel
 from ..retrieval import ImageTextRetrievalMixin, rescore_topk
-
-
-def ids_tensor(data_samples: SampleList, key: str = 'img_id', device=None) -> Tensor:
-    """(bs,) int64 ids from a metainfo key; non-integer ids (e.g. image paths) are hashed with CRC-32, the same
-    in every process. Samples without the key get distinct negative ids."""
-    out = []
-    for b, ds in enumerate(data_samples):
-        v = ds.metainfo.get(key)
-        if v is None:
-            out.append(-1 - b)
-        elif isinstance(v, int):
-            out.append(v)
-        else:
-            out.append(zlib.crc32(str(v).encode()) + (1 << 40))
-    return torch.tensor(out, dtype=torch.long, device=device)
 
 
 class FIBERCoarseBase(BaseVLModel):
@@ -156,30 +141,8 @@ class FIBERCoarse(ImageTextRetrievalMixin, FIBERCoarseBase):
             losses.update(self.mlm_head.loss(self.pooler(img_tokens, valid, text['embeds'])['text'], mlm_labels))
         return losses
 
-    @staticmethod
-    def itm_pairs(sim: Optional[Tensor], img_ids: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """The ITM batch: the bs positive pairs, then (image i, hard negative text) and (hard negative image,
-        text i) for every i that has a negative.
-
-        Args:
-            sim (Tensor, optional): (bs, bs) image-to-text similarities (uniform sampling when None).
-            img_ids (Tensor): (bs,) image ids; equal ids are positives.
-
-        Returns:
-            tuple: image indices, text indices and 0/1 labels, each (n,).
-        """
-        from ...heads.itm_head import sample_hard_negatives
-        bs = len(img_ids)
-        ar = torch.arange(bs, device=img_ids.device)
-        pos = img_ids[:, None] == img_ids[None, :]
-        if sim is None:
-            sim = torch.zeros(bs, bs, device=img_ids.device)
-        neg_text, has_text = sample_hard_negatives(sim, pos)  # a text for each image
-        neg_img, has_img = sample_hard_negatives(sim.t(), pos.t())  # an image for each text
-        img_idx = torch.cat([ar, ar[has_text], neg_img[has_img]])
-        text_idx = torch.cat([ar, neg_text[has_text], ar[has_img]])
-        labels = torch.cat([torch.ones(bs, device=ar.device), torch.zeros(len(img_idx) - bs, device=ar.device)])
-        return img_idx, text_idx, labels.long()
+    #: The ITM batch (positives, then hard negatives): :func:`mmvlg.models.heads.itm_pairs`.
+    itm_pairs = staticmethod(itm_pairs)
 
     # -------------------------------------------------------------------------------------- retrieval
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
