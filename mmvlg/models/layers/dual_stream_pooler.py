@@ -9,10 +9,28 @@ from torch import Tensor, nn
 
 from mmvlg.registry import MODELS
 
-from .cross_modal_pooler import FirstTokenPooler, masked_mean
 from .mlp import build_projection
 
 POOLINGS = ('cls', 'mean')
+
+
+def masked_mean(tokens: Tensor, valid: Optional[Tensor]) -> Tensor:
+    """Mean of (bs, N, C) ``tokens`` over the positions where ``valid`` (bs, N) is True (all when None)."""
+    if valid is None:
+        return tokens.mean(dim=1)
+    w = valid.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+
+
+class FirstTokenPooler(nn.Module):
+    """``tanh(W x_0 + b)`` of the first token (BERT's pooler)."""
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(dims, dims)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return torch.tanh(self.dense(tokens[:, 0]))
 
 
 def pool_tokens(tokens: Tensor, valid: Optional[Tensor], pooling: str) -> Tensor:
