@@ -1,5 +1,6 @@
 """A new vision-language model from registered parts only, no FIBER file: an image encoder, a text encoder whose
-top layer cross-attends to the image tokens (X-VLM's cross encoder), and ITC/ITM/MLM heads."""
+top layer cross-attends to the image tokens (X-VLM's cross encoder), ITC/ITM/MLM heads, and retrieval through
+the shared protocol and RetrievalValLoop."""
 from typing import Dict
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor
 
 from mmvlg.models.heads import ids_tensor, itm_pairs
 from mmvlg.models.multimodal.base import BaseVLModel
+from mmvlg.models.multimodal.retrieval import ImageTextRetrievalMixin
 from mmvlg.models.utils import mask_tokens
 from mmvlg.registry import MODELS
 from mmvlg.utils import register_all_modules
@@ -17,9 +19,12 @@ register_all_modules()
 
 
 @MODELS.register_module(name='TinyCrossEncoderVLM', force=True)
-class TinyCrossEncoderVLM(BaseVLModel):
+class TinyCrossEncoderVLM(ImageTextRetrievalMixin, BaseVLModel):
     """X-VLM-shaped: text layers ``[0, fusion_layer)`` encode the text alone (ITC), layers ``[fusion_layer, L)``
-    cross-attend to the image tokens (ITM on hard negatives, MLM on masked captions with a tied decoder)."""
+    cross-attend to the image tokens (ITM on hard negatives, MLM on masked captions with a tied decoder).
+    Retrieval: ITC embeddings, each query's top-k re-scored by ITM from the cached image and text tokens."""
+
+    retrieval_cfg = dict(k=2, weight=1.0, batch_size=3)
 
     def __init__(self, visual: ConfigType, text_encoder: ConfigType, itc_head: ConfigType, itm_head: ConfigType,
                  mlm_head: ConfigType, fusion_layer: int, data_preprocessor=None) -> None:
@@ -54,6 +59,22 @@ class TinyCrossEncoderVLM(BaseVLModel):
         fused = lm.encode(masked, tok['attention_mask'], context=image)['embeds']
         losses.update(self.mlm_head.loss(fused, mlm_labels))
         return losses
+
+    # The retrieval protocol: what is cached is exactly what the cross layers read.
+    def encode_images(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
+        image = self.image_tokens(inputs)
+        return dict(embed=self.itc_head.embed_image(image), tokens=image)
+
+    def encode_texts(self, texts, device=None) -> Dict[str, Tensor]:
+        tok = self.tokenize(texts, device)
+        text = self.language_model.encode(**tok, end=self.fusion_layer)
+        return dict(embed=self.itc_head.embed_text(text['embeds'], text['mask']), tokens=text['embeds'],
+                    attention_mask=tok['attention_mask'])
+
+    def score_pairs(self, image_feats: Dict[str, Tensor], text_feats: Dict[str, Tensor]) -> Tensor:
+        fused = self.language_model.forward_layers(text_feats['tokens'], text_feats['attention_mask'],
+                                                   start=self.fusion_layer, context=image_feats['tokens'])
+        return self.itm_head.score(fused[:, 0])
 
 
 def _config(vocab_size: int = 27) -> dict:
@@ -95,3 +116,56 @@ def test_composed_model_losses_and_backward():
                  tau=model.itc_head.temperature)
     for name, p in grads.items():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_composed_model_retrieval_through_the_loop(tmp_path):
+    """The same model evaluated by RetrievalValLoop: every image and text encoded once, the top-2 of each query
+    re-scored by ITM from the cached tokens, Recall@K from RetrievalRecallMetric."""
+    from mmengine.evaluator import Evaluator
+
+    from mmvlg.engine.runner.retrieval_loop import RetrievalValLoop
+    torch.manual_seed(0)
+    model = MODELS.build(dict(_config(), data_preprocessor=dict(
+        type='mmdet.DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])))
+    model.init_weights()
+    model.eval()
+    texts = ['the red circle', 'the big blue square', 'the small green triangle', 'a red circle']
+    img_ids = [0, 1, 2, 0]
+    images = torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8)
+    batches = [dict(inputs=[images[i] for i in img_ids[s:s + 2]],
+                    data_samples=[DetDataSample(metainfo=dict(text=t, img_id=i, img_shape=(64, 64)))
+                                  for t, i in zip(texts[s:s + 2], img_ids[s:s + 2])]) for s in (0, 2)]
+    calls = []
+    score_pairs = model.score_pairs
+    model.score_pairs = lambda im, tx: calls.append(len(im['tokens'])) or score_pairs(im, tx)
+
+    class Runner:
+        pass
+
+    runner = Runner()
+    runner.model = model
+    runner.call_hook = lambda *a, **k: None
+    loop = RetrievalValLoop.__new__(RetrievalValLoop)
+    loop._runner, loop.dataloader = runner, batches
+    loop.evaluator = Evaluator([dict(type='RetrievalRecallMetric', topk=(1, 2))])
+    metrics = loop._retrieve()
+    assert set(metrics) == {'retrieval/text_R@1', 'retrieval/text_R@2', 'retrieval/image_R@1',
+                            'retrieval/image_R@2', 'retrieval/R_mean'}
+    # 3 images x top-2 texts + 4 texts x top-2 images = 14 fused pairs, in chunks of batch_size 3
+    assert sum(calls) == 14 and max(calls) <= 3
+    assert all(0 <= v <= 100 for v in metrics.values())
+
+
+def test_itc_streams_embed_alone_as_together():
+    """``ITCHead.embed_image``/``embed_text`` (what the retrieval protocol caches) equal ``ITCHead.forward``,
+    for FIBER's pooler (project every token, then pool) and X-VLM's (pool, then project)."""
+    torch.manual_seed(0)
+    image, text = torch.randn(3, 5, 8), torch.randn(3, 4, 6)
+    img_valid = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    text_valid = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
+    for pooler in (None, dict(type='DualStreamPooler', image_pooling='cls', tanh_pooler=False, pool_first=True),
+                   dict(type='DualStreamPooler', text_pooling='mean')):
+        head = MODELS.build(dict(type='ITCHead', img_dims=8, text_dims=6, embed_dims=4, pooler=pooler))
+        img_emb, text_emb = head(image, img_valid, text, text_valid)
+        assert torch.allclose(head.embed_image(image, img_valid), img_emb, atol=1e-6)
+        assert torch.allclose(head.embed_text(text, text_valid), text_emb, atol=1e-6)

@@ -86,6 +86,14 @@ class ITCHead(BaseModule):
         out = self.proj(img_tokens, img_valid, text_tokens, text_valid)
         return F.normalize(out['image_cls'], dim=-1), F.normalize(out['text_cls'], dim=-1)
 
+    def embed_image(self, img_tokens: Tensor, img_valid: Optional[Tensor] = None) -> Tensor:
+        """(bs, D) L2-normalized image embeddings alone (no text needed: the pooler's streams are independent)."""
+        return F.normalize(self.proj.pool_image(img_tokens, img_valid)[0], dim=-1)
+
+    def embed_text(self, text_tokens: Tensor, text_valid: Optional[Tensor] = None) -> Tensor:
+        """(bs, D) L2-normalized text embeddings alone."""
+        return F.normalize(self.proj.pool_text(text_tokens, text_valid)[0], dim=-1)
+
     def tau(self) -> Tensor:
         with torch.no_grad():
             self.temperature.clamp_(*self.temperature_range)

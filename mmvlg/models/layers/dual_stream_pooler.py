@@ -1,6 +1,6 @@
 """Pooled (sentence/image-level) features of the two streams of a vision-language encoder, with the pooling
 and the projections as configurable parts (FIBER, X-VLM, ALBEF, SOHO's pre-training heads)."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from mmdet.utils import OptConfigType
@@ -92,6 +92,24 @@ class DualStreamPooler(BaseModule):
     def _tanh(pooler: Optional[nn.Module], x: Tensor) -> Tensor:
         return x if pooler is None else pooler(x.unsqueeze(1))
 
+    def _pool(self, tokens: Tensor, valid: Optional[Tensor], proj: nn.Module, pooling: str,
+              pooler: Optional[nn.Module]) -> Tuple[Tensor, Optional[Tensor]]:
+        if self.pool_first:
+            return self._tanh(pooler, proj(pool_tokens(tokens, valid, pooling))), None
+        projected = proj(tokens)
+        return self._tanh(pooler, pool_tokens(projected, valid, pooling)), projected
+
+    def pool_image(self, img_tokens: Tensor, img_valid: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """The image stream alone: its pooled vector (bs, D) and, unless ``pool_first``, its projected tokens
+        (bs, N, D) (None otherwise). The streams are independent, so a dual encoder can embed a gallery of
+        images without texts (the retrieval protocol)."""
+        return self._pool(img_tokens, img_valid, self.image_proj, self.image_pooling, self.image_pooler)
+
+    def pool_text(self, text_tokens: Tensor, text_valid: Optional[Tensor] = None
+                  ) -> Tuple[Tensor, Optional[Tensor]]:
+        """The text stream alone, as :meth:`pool_image`."""
+        return self._pool(text_tokens, text_valid, self.text_proj, self.text_pooling, self.text_pooler)
+
     def forward(self, img_tokens: Tensor, img_valid: Optional[Tensor], text_tokens: Tensor,
                 text_valid: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """
@@ -106,15 +124,9 @@ class DualStreamPooler(BaseModule):
             first); unless ``pool_first``, also ``text`` (bs, L, D) and ``image`` (bs, N, D), the projected tokens.
         """
         out = {}
-        if self.pool_first:
-            text = self.text_proj(pool_tokens(text_tokens, text_valid, self.text_pooling))
-            image = self.image_proj(pool_tokens(img_tokens, img_valid, self.image_pooling))
-        else:
-            out['text'] = self.text_proj(text_tokens)
-            out['image'] = self.image_proj(img_tokens)
-            text = pool_tokens(out['text'], text_valid, self.text_pooling)
-            image = pool_tokens(out['image'], img_valid, self.image_pooling)
-        out['text_cls'] = self._tanh(self.text_pooler, text)
-        out['image_cls'] = self._tanh(self.image_pooler, image)
+        out['text_cls'], text = self.pool_text(text_tokens, text_valid)
+        out['image_cls'], image = self.pool_image(img_tokens, img_valid)
+        if not self.pool_first:
+            out['text'], out['image'] = text, image
         out['cls'] = torch.cat([out['text_cls'], out['image_cls']], dim=-1)
         return out
