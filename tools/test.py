@@ -17,8 +17,9 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save the evaluation results')
-    parser.add_argument('--out', help='dump per-expression predictions and metrics to this prefix '
-                        '(writes PREFIX.refexp.json for REC metrics)')
+    parser.add_argument('--out', help='dump the predictions and metrics of every evaluator to this prefix: '
+                        'PREFIX.refexp.json (REC), PREFIX.flickr.json (phrase grounding), PREFIX.retrieval.json '
+                        '(ranked lists per query), PREFIX.vqa.json (VQA v2 results format), mmdet\'s COCO files')
     parser.add_argument('--show', action='store_true', help='show prediction results in a window')
     parser.add_argument('--show-dir', help='draw predictions (top-1, red) and ground truth (green) with the '
                         'expression into this folder (relative to the work dir)')

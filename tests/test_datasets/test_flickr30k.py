@@ -142,4 +142,4 @@ def test_pipeline_and_metric(flickr_root):
         results.append(dict(sample.to_dict(), pred_instances=pred))
     metric = FlickrRecallMetric(topk=(1, ))
     metric.process({}, results)
-    assert metric.evaluate(2) == {'flickr/Recall@1': 1.0, 'flickr/flickr_separateGT_val_Recall@1': 1.0}
+    assert metric.evaluate(2) == {'flickr/Recall@1': 100.0, 'flickr/flickr_separateGT_val_Recall@1': 100.0}

@@ -51,17 +51,17 @@ def test_separate_gt_any_box_protocol():
                 'flickr/s1_Recall@1': 1 / 2, 'flickr/s1_Recall@5': 1.0, 'flickr/s1_Recall@10': 1.0,
                 'flickr/s2_Recall@1': 0.0, 'flickr/s2_Recall@5': 0.0, 'flickr/s2_Recall@10': 1 / 3}
     assert res.keys() == expected.keys()
-    for k, v in expected.items():
-        assert res[k] == pytest.approx(v), k
+    for k, v in expected.items():  # in percent, like every mmvlg metric (issue 15, Tools item 6)
+        assert res[k] == pytest.approx(100 * v), k
 
 
 def test_merged_gt_protocol():
     res = evaluate(FlickrRecallMetric(merge_boxes=True, topk=(1, 5, 10)), samples())
     # hits at ranks -, 3, 0, -, 7
-    assert res['flickr/Recall@1'] == pytest.approx(1 / 5)
-    assert res['flickr/Recall@5'] == pytest.approx(2 / 5)
-    assert res['flickr/Recall@10'] == pytest.approx(3 / 5)
-    assert res['flickr/s1_Recall@1'] == 0.0 and res['flickr/s2_Recall@1'] == pytest.approx(1 / 3)
+    assert res['flickr/Recall@1'] == pytest.approx(100 / 5)
+    assert res['flickr/Recall@5'] == pytest.approx(200 / 5)
+    assert res['flickr/Recall@10'] == pytest.approx(300 / 5)
+    assert res['flickr/s1_Recall@1'] == 0.0 and res['flickr/s2_Recall@1'] == pytest.approx(100 / 3)
 
 
 def test_from_det_data_samples(tmp_path):
@@ -75,10 +75,10 @@ def test_from_det_data_samples(tmp_path):
         data.append(ds.to_dict())
     prefix = str(tmp_path / 'out')
     res = evaluate(FlickrRecallMetric(outfile_prefix=prefix, prefix='f30k'), data)
-    assert res['f30k/Recall@1'] == pytest.approx(1 / 5)
+    assert res['f30k/Recall@1'] == pytest.approx(100 / 5)
     with open(prefix + '.flickr.json') as f:
         dumped = json.load(f)
-    assert dumped['merge_boxes'] is False and dumped['metrics']['Recall@10'] == pytest.approx(3 / 5)
+    assert dumped['merge_boxes'] is False and dumped['metrics']['Recall@10'] == pytest.approx(300 / 5)
     assert [len(s['phrases']) for s in dumped['samples']] == [2, 3]
 
 

@@ -32,19 +32,20 @@ def evaluate(metric, data):
 
 def test_known_precisions_per_split():
     res = evaluate(RefExpMetric(), samples())
+    # in percent, like every mmvlg metric (issue 15, Tools item 6)
     expected = {'refexp/Prec@1': 2 / 5, 'refexp/Prec@5': 3 / 5, 'refexp/Prec@10': 4 / 5,
                 'refexp/a_Prec@1': 1 / 3, 'refexp/a_Prec@5': 2 / 3, 'refexp/a_Prec@10': 2 / 3,
                 'refexp/b_Prec@1': 1 / 2, 'refexp/b_Prec@5': 1 / 2, 'refexp/b_Prec@10': 1.0}
     assert res.keys() == expected.keys()
     for k, v in expected.items():
-        assert res[k] == pytest.approx(v), k
+        assert res[k] == pytest.approx(100 * v), k
 
 
 def test_iou_threshold_and_topk():
     # IoU of HIT with GT is 0.9025
     assert evaluate(RefExpMetric(topk=(1, ), iou_thr=0.95), [sample(0, 'a', 0)])['refexp/Prec@1'] == 0.0
     res = evaluate(RefExpMetric(topk=(2, 1, 2), prefix='x'), [sample(0, 's', 1)])
-    assert res == {'x/Prec@1': 0.0, 'x/Prec@2': 1.0, 'x/s_Prec@1': 0.0, 'x/s_Prec@2': 1.0}
+    assert res == {'x/Prec@1': 0.0, 'x/Prec@2': 100.0, 'x/s_Prec@1': 0.0, 'x/s_Prec@2': 100.0}
     with pytest.raises(ValueError, match='topk'):
         RefExpMetric(topk=(0, 1))
 
@@ -54,7 +55,7 @@ def test_any_of_several_gt_boxes_and_no_prediction():
     two_gt['ori_gt_bboxes'] = np.array([GT, MISS], np.float32)  # the MISS box is now a GT box too
     empty = sample(1, 'a', None, n=0)
     res = evaluate(RefExpMetric(topk=(1, )), [two_gt, empty])
-    assert res['refexp/Prec@1'] == 0.5
+    assert res['refexp/Prec@1'] == 50.0
 
 
 def test_outfile_dump(tmp_path):
@@ -63,7 +64,7 @@ def test_outfile_dump(tmp_path):
     with open(prefix + '.refexp.json') as f:
         dumped = json.load(f)
     assert dumped['iou_thr'] == 0.5
-    assert dumped['metrics']['Prec@1'] == pytest.approx(res['refexp/Prec@1'])
+    assert dumped['metrics']['Prec@1'] == pytest.approx(res['refexp/Prec@1']) == pytest.approx(40.0)
     preds = dumped['predictions']
     assert [p['img_id'] for p in preds] == [0, 1, 2, 3, 4]
     assert preds[0]['pred_bbox'] == HIT and preds[0]['gt_bboxes'] == [GT] and preds[0]['split'] == 'a'

@@ -65,3 +65,43 @@ def test_vqa_accuracy():
     metric.process({}, [dict(question_id=1, pred_answer='no', answers=two),
                         dict(question_id=2, pred_answer='three', answers=[dict(answer='three')] * 10)])
     assert metric.compute_metrics(metric.results)['accuracy'] == pytest.approx(50.0 + 50.0 * 1.0 * 1.0)
+
+
+def test_every_metric_accepts_outfile_prefix(tmp_path):
+    """Issue 15, Tools item 1: ``tools/test.py --out`` sets ``outfile_prefix`` on every evaluator."""
+    from mmvlg.registry import METRICS
+    for name, cls in METRICS.module_dict.items():
+        assert cls(outfile_prefix=str(tmp_path / name)).outfile_prefix == str(tmp_path / name), name
+
+
+def test_retrieval_metric_dumps_ranked_lists(tmp_path):
+    """Issue 15, Tools item 1: the ranked lists per query (image ids per text, text ids per image), best first."""
+    import json
+    i2t = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.8, 0.7]], dtype=torch.float64)
+    prefix = str(tmp_path / 'r')
+    metric = RetrievalRecallMetric(topk=(1, ), outfile_prefix=prefix, dump_topk=2)
+    metric.process(None, [dict(i2t_scores=i2t, t2i_scores=i2t, text_to_image=[0, 1, 1], img_ids=['a', 'b'],
+                               text_ids=[10, 11, 12], texts=['x', 'y', 'z'])])
+    metrics = metric.evaluate(1)
+    with open(prefix + '.retrieval.json') as f:
+        dumped = json.load(f)
+    assert dumped['metrics']['R_mean'] == metrics['retrieval/R_mean']
+    assert dumped['image_retrieval'][2] == dict(text_id=12, text='z', img_id='b', ranked_img_ids=['b', 'a'],
+                                                scores=[0.7, 0.5])
+    assert dumped['text_retrieval'][0]['ranked_text_ids'] == [10, 12]
+    assert dumped['text_retrieval'][1] == dict(img_id='b', ranked_text_ids=[11, 12], scores=[0.8, 0.7])
+
+
+def test_vqa_metric_dumps_vqa_v2_results(tmp_path):
+    """Issue 15, Tools item 1: answers per question id in the VQA v2 results format; unanswered questions (a
+    test-dev split) are written, not scored."""
+    import json
+    prefix = str(tmp_path / 'v')
+    metric = VQAAccuracy(outfile_prefix=prefix)
+    metric.process(None, [dict(question_id=torch.tensor(5), pred_answer='red', answers=['red']),
+                          dict(question_id=6, pred_answer='two', answers=[])])
+    assert metric.evaluate(2) == {'vqa/accuracy': 100.0}
+    with open(prefix + '.vqa.json') as f:
+        assert json.load(f) == [dict(question_id=5, answer='red'), dict(question_id=6, answer='two')]
+    with pytest.raises(KeyError, match='needs "pred_answer" and "answers"'):
+        VQAAccuracy().process(None, [dict(question_id=6, pred_answer='two', answers=[])])

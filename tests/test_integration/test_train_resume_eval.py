@@ -84,7 +84,7 @@ def test_train_resume_test(tmp_path, monkeypatch):
     metrics = result['metrics']
     for split in ('', *(f'synthref_{s}_' for s in TEST_SPLITS)):
         for k in (1, 5, 10):
-            assert 0.0 <= metrics[f'{split}Prec@{k}'] <= 1.0, (split, k)
+            assert 0.0 <= metrics[f'{split}Prec@{k}'] <= 100.0, (split, k)
         assert metrics[f'{split}Prec@1'] <= metrics[f'{split}Prec@5'] <= metrics[f'{split}Prec@10']
     predictions = result['predictions']
     assert {p['split'] for p in predictions} == {f'synthref_{s}' for s in TEST_SPLITS}

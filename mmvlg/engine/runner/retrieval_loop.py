@@ -35,6 +35,7 @@ class _RetrievalMixin:
         from mmvlg.models.multimodal.retrieval import split_cached
         runner.model.eval()
         img_ids: List = []
+        text_ids: List = []  # (text_id, text) of every sample, for the metric's ranked lists (--out)
         images: Dict = {}  # img_id -> cached features
         texts: List[dict] = []
         for idx, data_batch in enumerate(self.dataloader):
@@ -47,15 +48,19 @@ class _RetrievalMixin:
                     images.setdefault(ds.metainfo['img_id'], f)
                 texts += split_cached(txt_feats)
             img_ids += [ds.metainfo['img_id'] for ds in samples]
+            text_ids += [(ds.metainfo.get('text_id'), ds.metainfo.get('text')) for ds in samples]
             runner.call_hook(f'after_{self.mode}_iter', batch_idx=idx, data_batch=data_batch, outputs=samples)
         img_ids = [i for part in all_gather_object(img_ids) for i in part]
+        text_ids = [t for part in all_gather_object(text_ids) for t in part]
         texts = [t for part in all_gather_object(texts) for t in part]
         images = {key: v for part in all_gather_object(images) for key, v in part.items()}
         first, text_to_image = group_texts_by_image(img_ids)
         device = next(model.parameters()).device
         i2t, t2i = model.rank_gallery([images[img_ids[i]] for i in first], texts, device=device)
-        self.evaluator.process(data_samples=[dict(i2t_scores=i2t.cpu(), t2i_scores=t2i.cpu(),
-                                                  text_to_image=text_to_image)], data_batch=None)
+        self.evaluator.process(data_samples=[dict(
+            i2t_scores=i2t.cpu(), t2i_scores=t2i.cpu(), text_to_image=text_to_image,
+            img_ids=[img_ids[i] for i in first], texts=[text for _, text in text_ids],
+            text_ids=[i if tid is None else tid for i, (tid, _) in enumerate(text_ids)])], data_batch=None)
         return self.evaluator.evaluate(1)
 
 

@@ -49,7 +49,7 @@ class FlickrRecallMetric(BaseMetric):
       ``pred_instances.set_metainfo(dict(phrase_bboxes=[...]))``: it has one entry per phrase, not per box.)
 
     Results are reported over all phrases and per split (the ``split`` metainfo): keys
-    ``{prefix}/Recall@{k}`` and ``{prefix}/{split}_Recall@{k}``.
+    ``{prefix}/Recall@{k}`` and ``{prefix}/{split}_Recall@{k}``, in percent (0-100) like every mmvlg metric.
 
     Args:
         topk (Sequence[int]): The k of Recall@k. Defaults to (1, 5, 10).
@@ -113,11 +113,11 @@ class FlickrRecallMetric(BaseMetric):
         trials = [t for r in results for t in r['phrases']]
         metrics = OrderedDict()
         for k in self.topk:
-            metrics[f'Recall@{k}'] = float(np.mean([t['hits'][k] for t in trials])) if trials else 0.0
+            metrics[f'Recall@{k}'] = 100.0 * float(np.mean([t['hits'][k] for t in trials])) if trials else 0.0
         for split, rs in sorted(by_split.items()):
             for k in self.topk:
-                metrics[f'{split}_Recall@{k}'] = float(np.mean([t['hits'][k] for t in rs])) if rs else 0.0
-            logger.info(f'{split}: ' + ', '.join(f'Recall@{k}={metrics[f"{split}_Recall@{k}"] * 100:.2f}'
+                metrics[f'{split}_Recall@{k}'] = 100.0 * float(np.mean([t['hits'][k] for t in rs])) if rs else 0.0
+            logger.info(f'{split}: ' + ', '.join(f'Recall@{k}={metrics[f"{split}_Recall@{k}"]:.2f}'
                                                  for k in self.topk) + f' ({len(rs)} phrases)')
         if self.outfile_prefix is not None:
             out = f'{self.outfile_prefix}.flickr.json'

@@ -14,8 +14,9 @@ from mmvlg.registry import METRICS
 
 @METRICS.register_module()
 class RefExpMetric(BaseMetric):
-    """Referring-expression comprehension precision: Prec@k is the fraction of expressions for which one
+    """Referring-expression comprehension precision: Prec@k is the percentage of expressions for which one
     of the k best-scored boxes has IoU >= ``iou_thr`` with the referred box (top-1 is the usual accuracy).
+    Values are in percent (0-100), like every mmvlg metric and the papers' tables.
 
     Results are reported per split, named by each sample's ``split`` metainfo (the dataset's ``split``
     argument or annotation-file name), so one evaluator handles any set of test files, e.g. a
@@ -68,11 +69,11 @@ class RefExpMetric(BaseMetric):
             by_split[r['split']].append(r)
         metrics = OrderedDict()
         for k in self.topk:
-            metrics[f'Prec@{k}'] = float(np.mean([r['hits'][k] for r in results])) if results else 0.0
+            metrics[f'Prec@{k}'] = 100.0 * float(np.mean([r['hits'][k] for r in results])) if results else 0.0
         for split, rs in sorted(by_split.items()):
             for k in self.topk:
-                metrics[f'{split}_Prec@{k}'] = float(np.mean([r['hits'][k] for r in rs]))
-            logger.info(f'{split}: ' + ', '.join(f'Prec@{k}={metrics[f"{split}_Prec@{k}"] * 100:.2f}'
+                metrics[f'{split}_Prec@{k}'] = 100.0 * float(np.mean([r['hits'][k] for r in rs]))
+            logger.info(f'{split}: ' + ', '.join(f'Prec@{k}={metrics[f"{split}_Prec@{k}"]:.2f}'
                                                  for k in self.topk) + f' ({len(rs)} expressions)')
         if self.outfile_prefix is not None:
             out = f'{self.outfile_prefix}.refexp.json'

@@ -1,10 +1,12 @@
 """Image-text retrieval Recall@K."""
+import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 from torch import Tensor
 
@@ -75,6 +77,51 @@ def group_texts_by_image(img_ids: Sequence) -> Tuple[List[int], List[int]]:
     return first, text_to_image
 
 
+def ranked_lists(i2t_scores: Tensor, t2i_scores: Tensor, img_ids: Sequence, text_ids: Sequence,
+                 texts: Optional[Sequence[str]] = None, text_to_image: Optional[Sequence[int]] = None,
+                 k: Optional[int] = None) -> Dict[str, List[dict]]:
+    """The ranked lists of a retrieval set, one per query, best first (what retrieval benchmarks take).
+
+    Args:
+        i2t_scores, t2i_scores (Tensor): (n_img, n_text) scores (see :func:`retrieval_recall`).
+        img_ids (Sequence): The id of each gallery image (row).
+        text_ids (Sequence): The id of each text (column).
+        texts (Sequence[str], optional): The texts, copied into the text queries' entries.
+        text_to_image (Sequence[int], optional): Each text's ground-truth image row, copied as ``img_id``.
+        k (int, optional): Keep the k best of each list. Defaults to the whole gallery.
+
+    Returns:
+        dict: ``image_retrieval``: per text query ``text_id`` (with ``text`` and its ``img_id`` when given),
+        ``ranked_img_ids`` and their ``scores``; ``text_retrieval``: per image query ``img_id``,
+        ``ranked_text_ids`` and ``scores``.
+    """
+    i2t = torch.as_tensor(i2t_scores, dtype=torch.float64)
+    t2i = torch.as_tensor(t2i_scores, dtype=torch.float64)
+    n_img, n_text = i2t.shape
+    k_img, k_text = min(k or n_img, n_img), min(k or n_text, n_text)
+    image_retrieval, text_retrieval = [], []
+    scores, order = t2i.t().topk(k_img, dim=1)
+    for t in range(n_text):
+        entry = dict(text_id=_plain(text_ids[t]))
+        if texts is not None:
+            entry['text'] = texts[t]
+        if text_to_image is not None:
+            entry['img_id'] = _plain(img_ids[text_to_image[t]])
+        entry.update(ranked_img_ids=[_plain(img_ids[i]) for i in order[t].tolist()], scores=scores[t].tolist())
+        image_retrieval.append(entry)
+    scores, order = i2t.topk(k_text, dim=1)
+    for i in range(n_img):
+        text_retrieval.append(dict(img_id=_plain(img_ids[i]),
+                                   ranked_text_ids=[_plain(text_ids[t]) for t in order[i].tolist()],
+                                   scores=scores[i].tolist()))
+    return dict(image_retrieval=image_retrieval, text_retrieval=text_retrieval)
+
+
+def _plain(value):
+    """An id as JSON writes it (tensors and numpy scalars to Python numbers)."""
+    return value.item() if hasattr(value, 'item') else value
+
+
 @METRICS.register_module()
 class RetrievalRecallMetric(BaseMetric):
     """Image-text retrieval Recall@1/5/10 in both directions over a whole test set.
@@ -89,32 +136,43 @@ class RetrievalRecallMetric(BaseMetric):
       :class:`~mmvlg.engine.RetrievalValLoop` writes; it ranks with the model's retrieval protocol,
       :class:`~mmvlg.models.multimodal.retrieval.ImageTextRetrievalMixin`).
 
-    Keys: ``{prefix}/text_R@K``, ``{prefix}/image_R@K`` and ``{prefix}/R_mean`` (see :func:`retrieval_recall`).
+    Keys: ``{prefix}/text_R@K``, ``{prefix}/image_R@K`` and ``{prefix}/R_mean``, in percent like every mmvlg
+    metric (see :func:`retrieval_recall`).
 
     Args:
         topk (Sequence[int]): The K values. Defaults to (1, 5, 10).
+        outfile_prefix (str, optional): If given (``tools/test.py --out PREFIX``), the metrics and the ranked
+            lists of every query (:func:`ranked_lists`: the gallery image ids per text, the text ids per image,
+            best first, with their scores) are written to ``{outfile_prefix}.retrieval.json``. The ids are
+            the data set's ``img_id`` / ``text_id`` (the gallery row / text index when the input has none).
+        dump_topk (int, optional): Length of each dumped list. Defaults to None (the whole gallery).
     """
     default_prefix: Optional[str] = 'retrieval'
 
-    def __init__(self, topk: Sequence[int] = (1, 5, 10), collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(self, topk: Sequence[int] = (1, 5, 10), outfile_prefix: Optional[str] = None,
+                 dump_topk: Optional[int] = None, collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not topk or min(topk) < 1:
             raise ValueError(f'topk must hold positive integers, got {topk}')
+        if dump_topk is not None and dump_topk < 1:
+            raise ValueError(f'dump_topk must be a positive integer or None, got {dump_topk}')
         self.topk = tuple(sorted(set(int(k) for k in topk)))
+        self.outfile_prefix = outfile_prefix
+        self.dump_topk = dump_topk
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
             if 'i2t_scores' in ds:
                 self.results.append(dict(i2t_scores=torch.as_tensor(ds['i2t_scores']).cpu(),
                                          t2i_scores=torch.as_tensor(ds['t2i_scores']).cpu(),
-                                         text_to_image=list(ds['text_to_image'])))
+                                         text_to_image=list(ds['text_to_image']),
+                                         **{k: list(ds[k]) for k in ('img_ids', 'text_ids', 'texts') if k in ds}))
                 continue
             for key in ('img_embed', 'text_embed', 'img_id'):
                 if key not in ds:
                     raise KeyError(f'RetrievalRecallMetric: sample {ds.get("img_path")} has no "{key}"; the model '
                                    'must be a dual encoder (e.g. FIBERCoarse with an itc_head)')
-            self.results.append(dict(img_id=ds['img_id'], text_id=ds.get('text_id'),
+            self.results.append(dict(img_id=ds['img_id'], text_id=ds.get('text_id'), text=ds.get('text'),
                                      img_embed=ds['img_embed'].detach().float().cpu(),
                                      text_embed=ds['text_embed'].detach().float().cpu()))
 
@@ -123,12 +181,23 @@ class RetrievalRecallMetric(BaseMetric):
             raise ValueError('RetrievalRecallMetric: no result to evaluate')
         if 'i2t_scores' in results[0]:
             r = results[0]
-            metrics = retrieval_recall(r['i2t_scores'], r['text_to_image'], r['t2i_scores'], self.topk)
+            i2t, t2i, text_to_image = r['i2t_scores'], r['t2i_scores'], r['text_to_image']
+            img_ids = r.get('img_ids', list(range(i2t.shape[0])))
+            text_ids = r.get('text_ids', list(range(i2t.shape[1])))
+            texts = r.get('texts')
         else:
             first, text_to_image = group_texts_by_image([r['img_id'] for r in results])
             images = [results[i]['img_embed'] for i in first]
-            sim = torch.stack(images) @ torch.stack([r['text_embed'] for r in results]).t()
-            metrics = retrieval_recall(sim, text_to_image, topk=self.topk)
-        MMLogger.get_current_instance().info(
-            'retrieval: ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
+            i2t = t2i = torch.stack(images) @ torch.stack([r['text_embed'] for r in results]).t()
+            img_ids = [results[i]['img_id'] for i in first]
+            text_ids = [r['text_id'] if r['text_id'] is not None else i for i, r in enumerate(results)]
+            texts = [r['text'] for r in results]
+        metrics = retrieval_recall(i2t, text_to_image, t2i, self.topk)
+        logger = MMLogger.get_current_instance()
+        logger.info('retrieval: ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
+        if self.outfile_prefix is not None:
+            out = f'{self.outfile_prefix}.retrieval.json'
+            dump(dict(metrics=dict(metrics), **ranked_lists(i2t, t2i, img_ids, text_ids, texts, text_to_image,
+                                                            self.dump_topk)), out)
+            logger.info(f'RetrievalRecallMetric: ranked lists written to {osp.abspath(out)}')
         return metrics

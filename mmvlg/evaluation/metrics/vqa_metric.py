@@ -1,8 +1,10 @@
 """VQA accuracy (the VQA v2 evaluation)."""
+import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
 from mmengine.logging import MMLogger
 
 from mmvlg.registry import METRICS
@@ -40,25 +42,60 @@ def vqa_accuracy(pred: str, gt_answers: Sequence[str]) -> float:
     return sum(accs) / len(accs)
 
 
+def _plain(value):
+    """An id as JSON writes it (tensors and numpy scalars to Python numbers)."""
+    return value.item() if hasattr(value, 'item') else value
+
+
 @METRICS.register_module()
 class VQAAccuracy(BaseMetric):
-    """VQA accuracy (percent) of the predicted answers (``pred_answer``) against the annotators' answers
-    (``answers`` metainfo, a list of strings), as :func:`vqa_accuracy`. Key: ``{prefix}/accuracy``.
+    """VQA accuracy, in percent like every mmvlg metric, of the predicted answers (``pred_answer``) against the
+    annotators' answers (``answers`` metainfo, a list of strings), as :func:`vqa_accuracy`. Key:
+    ``{prefix}/accuracy``.
+
+    Args:
+        outfile_prefix (str, optional): If given (``tools/test.py --out PREFIX``), the predicted answers are
+            written to ``{outfile_prefix}.vqa.json`` in the VQA v2 results format that the evaluation server
+            takes (``[{"question_id": int, "answer": str}, ...]``), and the metrics to
+            ``{outfile_prefix}.vqa_metrics.json``. Questions without answers (a test-dev/test-std split) are
+            then allowed: they are written, not scored.
+        collect_device (str): Device for collecting results across ranks. Defaults to 'cpu'.
+        prefix (str, optional): Metric key prefix. Defaults to ``'vqa'``.
     """
     default_prefix: Optional[str] = 'vqa'
 
+    def __init__(self, outfile_prefix: Optional[str] = None, collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.outfile_prefix = outfile_prefix
+
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
-            if 'pred_answer' not in ds or 'answers' not in ds:
-                raise KeyError(f'VQAAccuracy: sample {ds.get("question_id")} needs "pred_answer" and "answers"')
-            answers = ds['answers']
-            answers = [a['answer'] if isinstance(a, dict) else a for a in answers]
-            self.results.append(dict(question_id=ds.get('question_id'), pred=ds['pred_answer'],
-                                     acc=vqa_accuracy(ds['pred_answer'], answers)))
+            answers = ds.get('answers')
+            if 'pred_answer' not in ds or (not answers and self.outfile_prefix is None):
+                raise KeyError(f'VQAAccuracy: sample {ds.get("question_id")} needs "pred_answer" and "answers" '
+                               '(a split without answers can only be dumped: tools/test.py --out)')
+            acc = None
+            if answers:
+                answers = [a['answer'] if isinstance(a, dict) else a for a in answers]
+                acc = vqa_accuracy(ds['pred_answer'], answers)
+            self.results.append(dict(question_id=_plain(ds.get('question_id')), pred=str(ds['pred_answer']),
+                                     acc=acc))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         if not results:
             raise ValueError('VQAAccuracy: no result to evaluate')
-        acc = 100.0 * sum(r['acc'] for r in results) / len(results)
-        MMLogger.get_current_instance().info(f'VQA accuracy {acc:.2f} over {len(results)} questions')
-        return dict(accuracy=acc)
+        logger = MMLogger.get_current_instance()
+        scored = [r['acc'] for r in results if r['acc'] is not None]
+        metrics = {}
+        if scored:
+            metrics['accuracy'] = 100.0 * sum(scored) / len(scored)
+            logger.info(f'VQA accuracy {metrics["accuracy"]:.2f} over {len(scored)} questions')
+        if self.outfile_prefix is not None:
+            out = f'{self.outfile_prefix}.vqa.json'
+            dump([dict(question_id=r['question_id'], answer=r['pred']) for r in results], out)
+            dump(dict(metrics, num_questions=len(results), num_scored=len(scored)),
+                 f'{self.outfile_prefix}.vqa_metrics.json')
+            logger.info(f'VQAAccuracy: {len(results)} answers written to {osp.abspath(out)} (VQA v2 results '
+                        'format)')
+        return metrics
