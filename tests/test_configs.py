@@ -157,3 +157,21 @@ def test_config_names_have_batch_and_schedule():
     for path in CONFIGS:
         name = osp.splitext(osp.basename(path))[0]
         assert pattern.match(name), name
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO_ROOT))
+def test_auto_scale_lr_base_batch_is_the_configs_batch(path):
+    """Issue 15, Tools item 3: ``--auto-scale-lr`` scales the learning rate by (GPUs x batch per GPU) /
+    ``auto_scale_lr.base_batch_size``, so the base batch must be the one the config's learning rate was set for:
+    the N x M of its name (``NxbM``), and the train dataloader's M."""
+    import re
+    name = osp.splitext(osp.basename(path))[0]
+    gpus, per_gpu = (int(v) for v in re.search(r'_(\d+)xb(\d+)-', name).groups())
+    cfg = Config.fromfile(path)
+    if 'train_dataloader' not in cfg:
+        return  # a test-only config (a released checkpoint's architecture): nothing to scale
+    assert 'auto_scale_lr' in cfg, f'{name}: no auto_scale_lr (base_batch_size={gpus * per_gpu})'
+    assert cfg.auto_scale_lr.base_batch_size == gpus * per_gpu, (
+        f'{name}: auto_scale_lr.base_batch_size {cfg.auto_scale_lr.base_batch_size} is not the {gpus}x{per_gpu} '
+        'batch of its name')
+    assert cfg.train_dataloader.batch_size == per_gpu, f'{name}: train batch per GPU is not {per_gpu}'

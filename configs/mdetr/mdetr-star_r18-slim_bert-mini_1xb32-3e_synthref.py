@@ -38,6 +38,8 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=1)
 # paramwise_cfg: with one, mmengine makes a parameter group per parameter and AdamW steps them one by one.
 optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
                      clip_grad=dict(max_norm=1.0, norm_type=2))
+# lr 2e-4 is set for this batch (1 x 32), not the SiRi RefCOCO schedule's 72: --auto-scale-lr scales from it.
+auto_scale_lr = dict(enable=False, base_batch_size=32)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=200),
     dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs,
