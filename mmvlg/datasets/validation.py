@@ -8,7 +8,6 @@ with the entry's name and the data set's limits that the data set puts under :da
 sample (:func:`image_check_info`).
 """
 import math
-import os
 import os.path as osp
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -233,13 +232,12 @@ def build_tokenizer(text_encoder: dict) -> Tuple[Any, int]:
     """The tokenizer and ``max_length`` of an :class:`~mmvlg.models.language_models.HFTextEncoder` config
     (``name_or_path`` or ``tokenizer``, and ``max_length``; its other keys are ignored), as the encoder builds
     them."""
-    from mmvlg.models.language_models.hf_text_encoder import build_word_tokenizer, resolve_vocab
+    from mmvlg.models.language_models.hf_text_encoder import build_word_tokenizer, pretrained_source, resolve_vocab
     cfg = dict(text_encoder)
     max_length = int(cfg.get('max_length', 256))
     if cfg.get('name_or_path') is not None:
         import transformers
-        path = osp.expanduser(cfg['name_or_path'])
-        kwargs = dict(local_files_only=True) if osp.isdir(path) or os.environ.get('HF_HUB_OFFLINE') else {}
+        path, kwargs = pretrained_source(cfg['name_or_path'])  # a missing folder / offline hub fails at once
         return transformers.AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs), max_length
     tok_cfg = dict(cfg.get('tokenizer') or {})
     if not tok_cfg or tok_cfg.pop('type', 'word') != 'word':

@@ -113,6 +113,85 @@ def _is_local(name: str) -> bool:
     return osp.isdir(osp.expanduser(name))
 
 
+NAME_OR_PATH_KEY = 'model.language_model.name_or_path'  # FIBER: model.backbone.language_model.name_or_path
+
+
+def _set_key_hint(folder: str) -> str:
+    return (f'--cfg-options {NAME_OR_PATH_KEY}={folder} (FIBER configs: model.backbone.language_model.name_or_path'
+            f'={folder}; the tools/model_converters/*_to_mmvlg.py converters take the same --cfg-options)')
+
+
+_TRUE = ('1', 'on', 'yes', 'true')
+
+
+def hub_offline() -> bool:
+    """Whether ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` asks for no network (read now, not at import)."""
+    return any(os.environ.get(k, '').strip().lower() in _TRUE for k in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE'))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A short probe of the Hugging Face hub (``HF_ENDPOINT``, default huggingface.co): one TCP connection with
+    ``timeout`` seconds for the name lookup and the connection together (transformers would otherwise retry
+    for about a minute before failing)."""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+    url = urlparse(os.environ.get('HF_ENDPOINT', '') or 'https://huggingface.co')
+    host, port = url.hostname or 'huggingface.co', url.port or (80 if url.scheme == 'http' else 443)
+    ok = []
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+    thread = threading.Thread(target=probe, daemon=True)  # the name lookup itself has no timeout
+    thread.start()
+    thread.join(timeout)
+    return bool(ok)
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the hub cache holds ``name``'s ``config.json`` (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        return isinstance(try_to_load_from_cache(name, 'config.json'), str)
+    except Exception:  # an invalid repo id, an unreadable cache: not cached
+        return False
+
+
+def pretrained_source(name_or_path: str) -> Tuple[str, dict]:
+    """The path and the ``from_pretrained`` keyword arguments of a pretrained text model, checked at once.
+
+    A local folder is read with ``local_files_only``. A hub name is read from the hub cache without network
+    when it is cached and the hub is offline (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``) or unreachable,
+    and downloaded otherwise. What cannot be read raises :class:`FileNotFoundError` immediately, naming the
+    config key to set, instead of the minute of retries transformers spends before failing: a path that does
+    not exist, or a name that is not cached while the hub is offline or unreachable.
+    """
+    path = osp.expanduser(name_or_path)
+    if osp.isdir(path):
+        return path, dict(local_files_only=True)
+    if osp.isabs(path) or name_or_path.startswith(('.', '~')) or osp.exists(path) or name_or_path.count('/') > 1:
+        raise FileNotFoundError(f'HFTextEncoder: name_or_path {name_or_path!r} is not a folder; set it to a '
+                                'pretrained model folder (config.json, the weights and the tokenizer files): '
+                                + _set_key_hint('/path/to/model'))
+    cached = _in_hub_cache(name_or_path)
+    offline = hub_offline()
+    if not offline and hub_reachable():
+        return path, {}
+    if cached:
+        return path, dict(local_files_only=True)
+    why = ('the Hugging Face hub is offline (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)' if offline else
+           'the Hugging Face hub cannot be reached (no network)')
+    folder = f'/models/{osp.basename(name_or_path)}'
+    raise FileNotFoundError(f'HFTextEncoder: name_or_path {name_or_path!r} is not a local folder, it is not in '
+                            f'the Hugging Face cache and {why}; download it where there is network (e.g. '
+                            f'`huggingface-cli download {name_or_path} --local-dir {folder}`) and point the config '
+                            'at the folder: ' + _set_key_hint(folder))
+
+
 @MODELS.register_module()
 class HFTextEncoder(BaseModule):
     r"""A Hugging Face text encoder (BERT, RoBERTa, ...) and its tokenizer, with an API to drive its layers.
@@ -245,10 +324,9 @@ class HFTextEncoder(BaseModule):
                 m.reset_parameters()
 
     def _pretrained_source(self) -> Tuple[str, dict]:
-        """The path and the ``from_pretrained`` keyword arguments of ``name_or_path``."""
-        local = _is_local(self.name_or_path)
-        kwargs = dict(local_files_only=True) if local or os.environ.get('HF_HUB_OFFLINE') else {}
-        return osp.expanduser(self.name_or_path), kwargs
+        """The path and the ``from_pretrained`` keyword arguments of ``name_or_path`` (see
+        :func:`pretrained_source`: what cannot be read fails at once, naming the config key)."""
+        return pretrained_source(self.name_or_path)
 
     def init_weights(self) -> None:
         """Initialize the weights.
