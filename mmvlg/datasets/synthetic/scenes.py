@@ -21,6 +21,8 @@ from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from .writer import scene_written
+
 __all__ = ['SHAPES', 'COLORS', 'SIZES', 'SceneConfig', 'SceneObject', 'place_objects', 'draw_scene',
            'save_scene', 'scene_record', 'seed_stream', 'render_scenes']
 
@@ -166,4 +168,5 @@ def render_scenes(root: str, split: str, num_scenes: int, cfg: SceneConfig, spli
         objs = place_objects(rng, cfg)
         file_name = f'{split}/{scene_id:06d}.png'
         save_scene(objs, rng, cfg.image_size, osp.join(root, 'images', file_name))
+        scene_written()  # the progress of the data set being generated
         yield scene_id, file_name, objs, rng

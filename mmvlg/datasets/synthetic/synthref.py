@@ -42,7 +42,7 @@ from mmvlg.registry import DATASETS
 from ..refexp import MDETRRefExpDataset
 from .expressions import EXTREMES, RELATIONS, referring_expressions
 from .scenes import COLORS, SHAPES, SIZES, place_objects, save_scene, scene_record
-from .writer import dump_json, generate_once, write_generated_data, write_lines
+from .writer import dump_json, generate_once, scene_written, write_generated_data, write_lines
 
 __all__ = ['SPLIT_KINDS', 'FORMAT_VERSION', 'SynthRefConfig', 'generate_split', 'generate_split_and_scenes',
            'vocabulary', 'caption_words', 'generate_synthref', 'SynthRefDataset']
@@ -133,6 +133,7 @@ def generate_split_and_scenes(split: str, num_scenes: int, cfg: SynthRefConfig, 
                 area=round((x1 - x0) * (y1 - y0), 2), iscrowd=0, category_id=1 + SHAPES.index(objs[t].shape),
                 tokens_positive=[[0, len(target_np)]], original_id=scene_id))
         scene_id += 1
+        scene_written()  # the progress of the data set being generated
     categories = [dict(id=i + 1, name=s) for i, s in enumerate(SHAPES)]
     return dict(images=images, annotations=annotations, categories=categories), scenes
 

@@ -7,16 +7,20 @@
 * :func:`generate_once`: in a distributed run rank 0 generates and the other ranks wait at a barrier (what every
   synthetic dataset class does when it is given ``generate=dict(...)``);
 * :func:`dump_json` and :func:`write_lines` write the files as every generator does (compact JSON; one item a
-  line with a final newline), so that the same arguments write identical bytes.
+  line with a final newline), so that the same arguments write identical bytes;
+* :class:`GenerationProgress`: what is being generated and how far it is (a log line at the start and the end, a
+  progress bar over the scenes), started by :func:`write_generated_data` and advanced by :func:`scene_written`,
+  which every scene loop calls (:func:`~mmvlg.datasets.synthetic.scenes.render_scenes`, SynthRef's own).
 """
 import json
 import os
 import os.path as osp
 import re
 import shutil
+import sys
 import tempfile
 import time
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 try:
     import fcntl
@@ -24,7 +28,8 @@ except ImportError:  # not POSIX: temporary folders are judged by their age only
     fcntl = None
 
 __all__ = ['WRITER_LOCK', 'UNLOCKED_STALE_AFTER_S', 'hold_writer_lock', 'remove_stale_temporaries',
-           'write_generated_data', 'generate_once', 'dump_json', 'write_lines']
+           'write_generated_data', 'generate_once', 'dump_json', 'write_lines', 'GenerationProgress',
+           'scene_written']
 
 
 # The lock file of a generator's temporary folder, held (flock) while it writes: a temporary folder whose lock
@@ -100,6 +105,63 @@ def remove_stale_temporaries(parent: str, tmp_prefix: str, stale_after_s: float 
     return removed
 
 
+class GenerationProgress:
+    """The progress of one generated data set, in scenes: a log line with what is generated where (splits and
+    scene counts), a progress bar (:class:`mmengine.utils.ProgressBar` on a terminal; elsewhere, e.g. a log
+    file, one log line each ``log_every`` of the scenes), and a log line with the time it took.
+
+    Args:
+        what (str): The data set's name, e.g. ``'a SynthRef'``.
+        root (str): Where it goes.
+        num_scenes (dict): Split -> number of scenes.
+        log_every (float): The fraction of the scenes between two progress lines without a terminal (only for
+            sets of ``min_scenes_to_log`` scenes or more; the start and end lines are always written).
+    """
+    min_scenes_to_log = 100
+
+    def __init__(self, what: str, root: str, num_scenes: Dict[str, int], log_every: float = 0.1) -> None:
+        from mmengine.logging import print_log
+        self._log = lambda msg: print_log(msg, logger='current')
+        self.what, self.total, self.done = what, max(1, sum(int(n) for n in num_scenes.values())), 0
+        self.name = re.sub(r'^(a|an) ', '', what)
+        self.start = time.monotonic()
+        self.step = max(1, int(self.total * log_every))
+        splits = ', '.join(f'{split} {n}' for split, n in num_scenes.items())
+        self._log(f'generating {what} under {osp.abspath(root)} (first use; reused afterwards): '
+                  f'{self.total} scenes ({splits})')
+        self._bar = None
+        if getattr(sys.stdout, 'isatty', lambda: False)():
+            from mmengine.utils import ProgressBar
+            self._bar = ProgressBar(self.total)
+
+    def update(self, n: int = 1) -> None:
+        """``n`` more scenes written."""
+        before, self.done = self.done, min(self.total, self.done + n)
+        if self._bar is not None:
+            for _ in range(self.done - before):
+                self._bar.update()
+        elif (self.total >= self.min_scenes_to_log and self.done // self.step > before // self.step
+              and self.done < self.total):
+            elapsed = time.monotonic() - self.start
+            self._log(f'{self.name}: {self.done}/{self.total} scenes ({100 * self.done // self.total}%), '
+                      f'{elapsed:.0f} s, about {elapsed * (self.total - self.done) / self.done:.0f} s left')
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            sys.stdout.write('\n')
+            sys.stdout.flush()
+        self._log(f'{self.name}: {self.done} scenes generated in {time.monotonic() - self.start:.1f} s')
+
+
+_ACTIVE: List[GenerationProgress] = []
+
+
+def scene_written(n: int = 1) -> None:
+    """Advance the progress of the data set being generated (nothing outside :func:`write_generated_data`)."""
+    if _ACTIVE:
+        _ACTIVE[-1].update(n)
+
+
 def _same_meta(meta_file: str, meta: dict) -> bool:
     try:
         with open(meta_file) as f:
@@ -140,6 +202,9 @@ def write_generated_data(root: str, meta: dict, write: Callable[[str], None], wh
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=tmp_prefix, dir=parent)
     lock_fd = None
+    num_scenes = meta.get('num_scenes')
+    progress = GenerationProgress(what, root, num_scenes if isinstance(num_scenes, dict) else {'all': 0})
+    _ACTIVE.append(progress)
     try:
         lock_fd = hold_writer_lock(tmp)
         umask = os.umask(0)
@@ -147,6 +212,8 @@ def write_generated_data(root: str, meta: dict, write: Callable[[str], None], wh
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes a private (0700) folder; use the usual permissions
         os.makedirs(osp.join(tmp, 'annotations'))
         write(tmp)
+        _ACTIVE.remove(progress)
+        progress.finish()
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
             json.dump(meta, f, indent=1)
         if lock_fd is not None:
@@ -161,6 +228,8 @@ def write_generated_data(root: str, meta: dict, write: Callable[[str], None], wh
             if not _same_meta(meta_file, meta):  # not another process's identical copy that just landed
                 raise
     finally:
+        if progress in _ACTIVE:
+            _ACTIVE.remove(progress)
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
         if lock_fd is not None:
