@@ -1,8 +1,10 @@
 """Show where the vision-language encoder looks for an expression (SiRi's Fig. 7).
 
-The text-to-image attention of the encoder (``model.cross_modal_attention``, summed over ``--layers``) is
-upsampled to the image (the padding region left out) and drawn as a heat map beside the original image,
-with the model's top-1 box on both.
+The text-to-image attention of the expression's tokens is upsampled to the image (the padding region left out)
+and drawn as a heat map beside the original image, with the model's top-1 box on both. MDETR*: the encoder's
+attention (``model.cross_modal_attention``, summed over encoder ``--layers``). FIBER: the cross-attention of the
+fused text layers to the image tokens (recorded with forward hooks, the outputs unchanged; ``--layers`` are
+fused layers, 0 .. ``num_fusion_layers - 1``), see ``GroundingInferencer.attention_map``.
 
 Example::
 
@@ -34,7 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out-file', required=True, help='where to write the drawing')
     parser.add_argument('--layers', type=int, nargs='+', default=None,
-                        help='encoder layers whose attention is summed (default: all)')
+                        help='encoder (MDETR*) or fused (FIBER) layers whose attention is summed (default: all)')
     parser.add_argument('--device', default=None, help='device, e.g. cpu or cuda:0 (default: cuda if available)')
     parser.add_argument('--alpha', type=float, default=0.5, help='weight of the heat map in the overlay')
     parser.add_argument('--min-size', type=int, default=384,

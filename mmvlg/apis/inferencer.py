@@ -22,7 +22,7 @@ from mmengine.visualization import Visualizer
 
 from mmvlg.registry import INFERENCERS, TRANSFORMS, VISUALIZERS
 
-ImageType = Union[str, np.ndarray]
+ImageType = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL.Image.Image
 InputsType = Union[ImageType, Sequence[ImageType]]
 TextsType = Union[str, Sequence[Union[str, Sequence[str]]]]
 
@@ -53,6 +53,90 @@ def get_test_pipeline_cfg(cfg: Union[Config, ConfigDict]) -> List[dict]:
         return copy.deepcopy(DEFAULT_PIPELINE)
     return [dict(step) for step in copy.deepcopy(dataset['pipeline'])]
 
+
+def to_bgr_uint8(image: Any, name: str = 'image') -> np.ndarray:
+    """An image array as the pipeline takes it: (H, W, 3) ``uint8`` in BGR order (OpenCV's and MMDetection's
+    convention, as ``mmcv.imread`` returns it).
+
+    Accepted: a ``PIL.Image`` (any mode; converted from RGB, so its colours stay right) and numpy arrays in
+    **BGR(A)** order, as MMDetection's ``DetInferencer`` takes them (``cv2.imread``; flip an RGB array with
+    ``img[..., ::-1]``): (H, W) or (H, W, 1) grey, (H, W, 3) BGR, (H, W, 4) BGRA (the alpha channel is dropped);
+    ``uint8``, ``uint16`` (scaled by 255 / 65535), other integer types with values in [0, 255], ``bool``
+    (a mask: 0 / 255) and floating-point types with values in [0, 1] (scaled by 255).
+
+    Args:
+        image (np.ndarray | PIL.Image.Image): The image.
+        name (str): What to call it in error messages. Defaults to ``'image'``.
+
+    Returns:
+        np.ndarray: A C-contiguous (H, W, 3) ``uint8`` BGR array.
+
+    Raises:
+        TypeError: Not an array or PIL image, or an array of a type that is not a number.
+        ValueError: An array of another shape (the message gives it), an empty one, or values out of range.
+    """
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        rgb = np.asarray(image.convert('RGB'))
+        return np.ascontiguousarray(rgb[..., ::-1])
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'{name}: expected a file path, a numpy array or a PIL image, got {type(image).__name__}')
+    img = image
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4))):
+        raise ValueError(f'{name}: expected an (H, W) grey, (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA array, '
+                         f'got shape {tuple(image.shape)}')
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f'{name}: the array is empty (shape {tuple(image.shape)})')
+    if img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype == np.uint16:
+        img = np.round(img.astype(np.float32) * (255.0 / 65535.0)).astype(np.uint8)
+    elif np.issubdtype(img.dtype, np.floating):
+        low, high = float(np.nanmin(img)), float(np.nanmax(img))
+        if not (np.isfinite(img).all() and low >= 0.0 and high <= 1.0):
+            raise ValueError(f'{name}: a floating-point image must have finite values in [0, 1], got the range '
+                             f'[{low:g}, {high:g}]; pass 0-255 values as uint8 (img.astype(np.uint8))')
+        img = np.round(img * 255.0).astype(np.uint8)
+    elif np.issubdtype(img.dtype, np.integer):
+        if img.dtype != np.uint8:
+            low, high = int(img.min()), int(img.max())
+            if low < 0 or high > 255:
+                raise ValueError(f'{name}: an integer image of dtype {img.dtype} must have values in [0, 255], '
+                                 f'got the range [{low}, {high}] (uint16 images are scaled)')
+            img = img.astype(np.uint8)
+    else:
+        raise TypeError(f'{name}: unsupported array dtype {img.dtype} (use uint8, uint16, bool or float in [0, 1])')
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[..., :3]
+    return np.ascontiguousarray(img)
+
+
+def check_image_file(path: str, name: str = 'image') -> None:
+    """Raise a clear error, naming the path, for a local image file that does not exist or is no image, from
+    its header (:class:`~mmvlg.datasets.validation.ImageFileChecker`; damage past the header is found when the
+    pipeline decodes it). Paths with a URL scheme (``s3://...``, ``http://...``) are left to MMEngine's file
+    backends.
+
+    Raises:
+        FileNotFoundError: No such file (or a directory without images).
+        ImageError: The file is not an image (e.g. a text file named ``.jpg``, a zero-byte file).
+    """
+    if '://' in path:
+        return
+    if osp.isdir(path):
+        raise FileNotFoundError(f'{name}: {path!r} is a directory without image files ({", ".join(IMG_EXTENSIONS)})')
+    from mmvlg.datasets.validation import ImageFileChecker
+    problem = ImageFileChecker()(path)
+    if problem is not None:
+        error, message = problem
+        raise error(f'{name}: {message}')
 
 def _transform_class(step: dict) -> type:
     kind = step['type']
@@ -97,6 +181,12 @@ class GroundingInferencePipeline:
 @INFERENCERS.register_module()
 class GroundingInferencer(BaseInferencer):
     """Referring-expression grounding of images: for each (image, expression) pair, the boxes ranked by score.
+
+    Images are paths (``str``, ``pathlib.Path``, URLs MMEngine's file backends read), ``PIL.Image`` objects
+    (RGB; converted) or numpy arrays. **Arrays are BGR**, as in MMDetection (``cv2.imread``/``mmcv.imread``
+    order; the pipeline and the data preprocessor's ``bgr_to_rgb`` expect it): grey (H, W) or (H, W, 1), BGR
+    (H, W, 3) or BGRA (H, W, 4), ``uint8``, ``uint16`` or float in [0, 1] (:func:`to_bgr_uint8`). Pass an RGB
+    array (e.g. ``np.asarray(pil_image)``) as ``rgb[..., ::-1]``, or pass the PIL image itself.
 
     Preprocessing follows the config's test pipeline (``test_dataloader.dataset.pipeline``, the first
     dataset's for a ``ConcatDataset``) without ``LoadGroundingAnnotations``; arrays are loaded with
@@ -248,10 +338,13 @@ class GroundingInferencer(BaseInferencer):
     # ----------------------------------------------------------------------------------------- inputs
     def _inputs_to_list(self, inputs: InputsType) -> list:
         """A list of images: the inputs as a list, a directory replaced by its image files (sorted)."""
+        if isinstance(inputs, os.PathLike):
+            inputs = os.fspath(inputs)
         if isinstance(inputs, str) and osp.isdir(inputs):
             names = sorted(n for n in os.listdir(inputs) if n.lower().endswith(IMG_EXTENSIONS))
             return [osp.join(inputs, n) for n in names if osp.isfile(osp.join(inputs, n))]
-        return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        images = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        return [os.fspath(i) if isinstance(i, os.PathLike) else i for i in images]
 
     def _pairs(self, inputs: InputsType, texts: TextsType) -> Tuple[List[ImageType], List[dict]]:
         """Expand the inputs into images and (image, expression) items, in order.
@@ -281,8 +374,10 @@ class GroundingInferencer(BaseInferencer):
         for i, (image, expressions) in enumerate(zip(images, per_image)):
             if not expressions:
                 raise ValueError(f'image {i} has no expression')
-            if not isinstance(image, (str, np.ndarray)):
-                raise TypeError(f'image {i}: expected a path or a numpy array, got {type(image).__name__}')
+            if isinstance(image, str):
+                check_image_file(image, f'image {i}')
+            else:
+                images[i] = image = to_bgr_uint8(image, f'image {i}')
             for j, text in enumerate(expressions):
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(f'image {i}, expression {j}: expected a non-empty string, got {text!r}')
@@ -322,8 +417,12 @@ class GroundingInferencer(BaseInferencer):
         """Ground each expression in its image.
 
         Args:
-            inputs (str | np.ndarray | list): An image path, a directory, a BGR ``uint8`` array (H, W, 3), or
-                a list of paths/arrays.
+            inputs (str | os.PathLike | np.ndarray | PIL.Image.Image | list): An image path (``str`` or
+                ``pathlib.Path``), a directory (its image files, sorted), a numpy array in **BGR** order as
+                ``cv2.imread`` returns it (as MMDetection's ``DetInferencer`` takes arrays; (H, W) / (H, W, 1)
+                grey, (H, W, 3) BGR or (H, W, 4) BGRA; ``uint8``, ``uint16``, or float in [0, 1]: see
+                :func:`to_bgr_uint8`), a ``PIL.Image`` (RGB, converted), or a list of these. A missing or
+                unreadable file is an error naming the path.
             texts (str | list): For a single image: an expression or a list of expressions (each is
                 predicted). For a list of images: one entry per image, an expression or a list of them (or
                 one string for every image).
@@ -456,28 +555,40 @@ class GroundingInferencer(BaseInferencer):
     # -------------------------------------------------------------------------------------- attention
     @torch.no_grad()
     def attention_map(self, image: ImageType, text: str, layers: Optional[Sequence[int]] = None) -> np.ndarray:
-        """The encoder's text-to-image attention for one (image, expression) pair, in original-image pixels.
+        """The text-to-image attention for one (image, expression) pair, in original-image pixels.
 
-        The model's ``cross_modal_attention`` map (on the feature grid of the padded input) is upsampled
+        MDETR*: the model's encoder ``cross_modal_attention`` (``layers``: encoder layers). FIBER: the fused
+        text layers' text-to-image cross-attention, recorded with forward hooks
+        (:func:`~mmvlg.visualization.attention.fusion_text_to_image_attention`; ``layers``: fused layers
+        0 .. ``num_fusion_layers - 1``), averaged over the expression's tokens. The map (on the token grid of the
+        padded input) is upsampled
         bilinearly to the padded input size, cropped to the valid (unpadded) image and resized back to the
         original image size (undoing the test-time resize).
 
         Args:
-            image (str | np.ndarray): Image path or BGR array.
+            image (str | os.PathLike | np.ndarray | PIL.Image.Image): Image path, BGR array or PIL image (as
+                in :meth:`__call__`).
             text (str): The expression.
-            layers (list[int], optional): Encoder layers to sum. Defaults to all.
+            layers (list[int], optional): Encoder (MDETR*) or fused (FIBER) layers to sum. Defaults to all.
 
         Returns:
             np.ndarray: (H, W) float32 attention, H x W the original image size.
         """
         if not isinstance(text, str):
             raise TypeError(f'text must be a string, got {type(text).__name__}')
-        if not hasattr(self.model, 'cross_modal_attention'):
-            raise TypeError(f'{type(self.model).__name__} has no cross_modal_attention()')
+        from mmvlg.models.backbones import FIBERBackbone
+        from mmvlg.visualization.attention import fusion_text_to_image_attention
+        fiber = isinstance(getattr(self.model, 'backbone', None), FIBERBackbone)
+        if not hasattr(self.model, 'cross_modal_attention') and not fiber:
+            raise TypeError(f'{type(self.model).__name__} has neither an encoder cross_modal_attention() (MDETR*) '
+                            'nor a FIBERBackbone with fused text-to-image attention')
         _, items = self._pairs(image, text)
         data = self.model.data_preprocessor(self.collate_fn([self.pipeline(items[0])]), False)
-        att = self.model.cross_modal_attention(data['inputs'], data['data_samples'],
-                                               layers=None if layers is None else list(layers))
+        layers = None if layers is None else list(layers)
+        if hasattr(self.model, 'cross_modal_attention'):
+            att = self.model.cross_modal_attention(data['inputs'], data['data_samples'], layers=layers)
+        else:
+            att = fusion_text_to_image_attention(self.model, data['inputs'], data['data_samples'], layers=layers)
         sample = data['data_samples'][0]
         att = F.interpolate(att[:, None].float(), size=data['inputs'].shape[-2:], mode='bilinear',
                             align_corners=False)

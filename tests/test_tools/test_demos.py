@@ -72,10 +72,73 @@ def test_demo_scripts(tmp_path):
     assert len(preds) == 1 and preds[0]['text'] == 'the red circle'
     assert np.array(preds[0]['bboxes']).shape == (2, 4) and preds[0]['scores'][0] >= preds[0]['scores'][1]
     drawn = cv2.imread(str(image_out))
-    assert drawn is not None and drawn.shape == (40, 56, 3)
+    assert drawn is not None and drawn.shape[0] >= 40 and drawn.shape[1] >= 56  # (small images may be enlarged)
 
     att = last_json_line(outputs[1][0])
     assert att['text'] == 'the red circle' and att['layers'] == [0] and len(att['bbox']) == 4
     assert att['bbox'] == preds[0]['bboxes'][0]
     drawn = cv2.imread(str(att_out))
     assert drawn is not None and drawn.shape[1] > 2 * 56 and drawn.shape[0] > 40  # side by side + title
+
+
+def readme_demo_commands():
+    """Every ``python demo/...`` command of the bash blocks of README.md and configs/*/README.md, continuation
+    lines joined, per README."""
+    import glob
+    import re
+    import shlex
+    found = {}
+    for readme in [osp.join(REPO, 'README.md')] + sorted(glob.glob(osp.join(REPO, 'configs', '*', 'README.md'))):
+        with open(readme) as f:
+            blocks = re.findall(r'```bash\n(.*?)```', f.read(), flags=re.S)
+        for block in blocks:
+            for line in block.replace('\\\n', ' ').splitlines():
+                line = line.split(' #')[0].strip()
+                if line.startswith('python demo/'):
+                    found.setdefault(osp.relpath(readme, REPO), []).append(shlex.split(line)[1:])
+    return found
+
+
+def load_script(path: str):
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_demo_commands_run_as_written(tmp_path, monkeypatch):
+    """Issue 15, Inference item 1: the demo commands of the README and the config READMEs run as printed, on the
+    shipped demo image (demo/demo.png, < 100 KB, source and license in demo/README.md), with a checkpoint of
+    random weights of the printed config at the printed checkpoint path (run in-process through each script's
+    main(), from a folder that links the repository's demo/ and configs/)."""
+    import warnings
+
+    from mmengine.config import Config
+    image = osp.join(REPO, 'demo', 'demo.png')
+    assert osp.getsize(image) < 100 * 1024 and 'demo.png' in open(osp.join(REPO, 'demo', 'README.md')).read()
+    commands = readme_demo_commands()
+    assert 'README.md' in commands and len(commands['README.md']) >= 2
+    assert {'demo/image_demo.py', 'demo/attention_demo.py'} <= {c[0] for cmds in commands.values() for c in cmds}
+    register_all_modules()
+    scripts = {}
+    for k, (readme, cmds) in enumerate(sorted(commands.items())):
+        cwd = tmp_path / f'readme{k}'
+        cwd.mkdir()
+        for name in ('demo', 'configs'):
+            os.symlink(osp.join(REPO, name), cwd / name)
+        monkeypatch.chdir(cwd)
+        for argv in cmds:
+            assert argv[1] == 'demo/demo.png', f'{readme}: {argv}'
+            at = next(i for i, a in enumerate(argv) if a.startswith('configs/'))
+            config, checkpoint = argv[at], argv[at + 1]  # IMAGE EXPRESSION... CONFIG CHECKPOINT [options]
+            if not osp.exists(checkpoint):
+                os.makedirs(osp.dirname(checkpoint), exist_ok=True)
+                torch.save({'state_dict': MODELS.build(Config.fromfile(config).model).state_dict(), 'meta': {}},
+                           checkpoint)
+            module = scripts.setdefault(argv[0], load_script(osp.join(REPO, argv[0])))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                module.main(argv[1:])
+            assert not [str(w.message) for w in caught if '[UNK]' in str(w.message)], argv  # SynthRef words only
+            drawn = cv2.imread(str(cwd / argv[argv.index('--out-file') + 1]))
+            assert drawn is not None and drawn.shape[0] >= 128, argv

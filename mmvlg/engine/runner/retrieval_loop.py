@@ -3,12 +3,13 @@ ranked by the model's retrieval protocol (dual encoder, then fused re-scoring of
 from typing import Dict, List
 
 import torch
-from mmengine.dist import all_gather_object
+from mmengine.dist import all_gather_object, is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import TestLoop, ValLoop
 
 from mmvlg.evaluation.metrics.retrieval_metric import group_texts_by_image
 from mmvlg.registry import LOOPS
+from mmvlg.visualization.retrieval import retrieval_out_dir, save_retrieval_drawings
 
 
 class _RetrievalMixin:
@@ -35,6 +36,7 @@ class _RetrievalMixin:
         from mmvlg.models.multimodal.retrieval import split_cached
         runner.model.eval()
         img_ids: List = []
+        img_paths: List = []  # each sample's image file, for the drawings of --show-dir
         text_ids: List = []  # (text_id, text) of every sample, for the metric's ranked lists (--out)
         images: Dict = {}  # img_id -> cached features
         texts: List[dict] = []
@@ -48,9 +50,11 @@ class _RetrievalMixin:
                     images.setdefault(ds.metainfo['img_id'], f)
                 texts += split_cached(txt_feats)
             img_ids += [ds.metainfo['img_id'] for ds in samples]
+            img_paths += [ds.metainfo.get('img_path') for ds in samples]
             text_ids += [(ds.metainfo.get('text_id'), ds.metainfo.get('text')) for ds in samples]
             runner.call_hook(f'after_{self.mode}_iter', batch_idx=idx, data_batch=data_batch, outputs=samples)
         img_ids = [i for part in all_gather_object(img_ids) for i in part]
+        img_paths = [p for part in all_gather_object(img_paths) for p in part]
         text_ids = [t for part in all_gather_object(text_ids) for t in part]
         texts = [t for part in all_gather_object(texts) for t in part]
         images = {key: v for part in all_gather_object(images) for key, v in part.items()}
@@ -61,6 +65,10 @@ class _RetrievalMixin:
             i2t_scores=i2t.cpu(), t2i_scores=t2i.cpu(), text_to_image=text_to_image,
             img_ids=[img_ids[i] for i in first], texts=[text for _, text in text_ids],
             text_ids=[i if tid is None else tid for i, (tid, _) in enumerate(text_ids)])], data_batch=None)
+        out_dir = retrieval_out_dir(runner) if self.mode == 'test' else None
+        if out_dir is not None and is_main_process():  # tools/test.py --show-dir: top-k captions / images
+            save_retrieval_drawings(out_dir, [img_paths[i] for i in first], [img_ids[i] for i in first],
+                                    [text for _, text in text_ids], i2t, t2i, text_to_image)
         return self.evaluator.evaluate(1)
 
 

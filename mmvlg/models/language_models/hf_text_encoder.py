@@ -13,20 +13,37 @@ from mmvlg.registry import MODELS
 SPECIAL_TOKENS = ('[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]')
 
 
-def build_word_tokenizer(vocab: Sequence[str], lower_case: bool = True):
+def punctuation_pattern(vocab: Sequence[str]) -> str:
+    """The regular expression (Oniguruma, as ``tokenizers`` runs it) of the punctuation and symbol characters
+    that the word tokenizer of ``vocab`` strips: every Unicode punctuation or symbol character that is not a
+    one-character token of the vocabulary (SynthRef VQA keeps its ``'?'``)."""
+    kept = sorted({w for w in vocab if len(w) == 1 and not w.isalnum() and not w.isspace()})
+    if not kept:
+        return r'[\p{P}\p{S}]'
+    return '(?![' + ''.join('\\' + c if c in '\\]^-[' else c for c in kept) + r'])[\p{P}\p{S}]'
+
+
+def build_word_tokenizer(vocab: Sequence[str], lower_case: bool = True, strip_punctuation: bool = True):
     """A word-level fast tokenizer (words and punctuation, ``[CLS] ... [SEP]``) over ``vocab``.
 
     It is built in-process with the ``tokenizers`` package, so nothing is downloaded, and it returns
-    character offsets like any fast Hugging Face tokenizer.
+    character offsets like any fast Hugging Face tokenizer. Its normalizer (lower case, then, with
+    ``strip_punctuation``, every punctuation or symbol character that is not a token of the vocabulary replaced
+    by a space, see :func:`punctuation_pattern`) runs on every text it reads, training data and inference
+    alike: "the small red circle." reads as "the small red circle", while a vocabulary that has ``'?'`` keeps
+    it. Offsets still point into the original text.
     """
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
     words = [w for w in dict.fromkeys(vocab) if w not in SPECIAL_TOKENS]
     table = {t: i for i, t in enumerate(list(SPECIAL_TOKENS) + words)}
     tok = Tokenizer(WordLevel(table, unk_token='[UNK]'))
-    if lower_case:
-        tok.normalizer = normalizers.Lowercase()
+    steps = [normalizers.Lowercase()] if lower_case else []
+    if strip_punctuation:
+        steps.append(normalizers.Replace(Regex(punctuation_pattern(words)), ' '))
+    if steps:
+        tok.normalizer = normalizers.Sequence(steps)
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.post_processor = processors.TemplateProcessing(
         single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B [SEP]',
@@ -398,11 +415,30 @@ class HFTextEncoder(BaseModule):
             warnings.warn(f'HFTextEncoder: {cut} of {len(texts)} texts of a batch are longer than max_length='
                           f'{self.max_length} tokens and are truncated (words past the cut are not seen); mmvlg\'s '
                           'data sets count and check them at start-up given this config as text_encoder')
+        self._warn_unknown_words(texts, enc['input_ids'], enc['offset_mapping'])
         out = dict(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'],
                    offsets=enc['offset_mapping'])
         if device is not None:
             out = {k: v.to(device) for k, v in out.items()}
         return out
+
+    def _warn_unknown_words(self, texts: Sequence[str], input_ids: Tensor, offsets: Tensor) -> None:
+        """Warn once per word (per encoder) that the tokenizer reads as its unknown token, e.g. a word outside a
+        word-level vocabulary ("cup" for SynthRef's): the model sees ``[UNK]`` there, not the word."""
+        unk = getattr(self.tokenizer, 'unk_token_id', None)
+        if unk is None or not bool((input_ids == unk).any()):
+            return
+        warned = self.__dict__.setdefault('_warned_unknown', set())
+        for i, j in (input_ids == unk).nonzero().tolist():
+            start, end = offsets[i, j].tolist()
+            word = texts[i][start:end]
+            if word.lower() in warned:
+                continue
+            warned.add(word.lower())
+            size = len(self.tokenizer)
+            warnings.warn(f'HFTextEncoder: {word!r} (in {texts[i]!r}) is not in the tokenizer\'s vocabulary of '
+                          f'{size} tokens and is read as {self.tokenizer.unk_token}; the model was not trained on '
+                          'it (this warning is given once per word)', stacklevel=3)
 
     # ---------------------------------------------------------------------------------------- layers
     def embed(self, input_ids: Tensor, token_type_ids: Optional[Tensor] = None,
