@@ -20,6 +20,7 @@ from mmvlg.testing import tiny_synthref
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'analysis_tools', 'browse_dataset.py')
 CONFIG = osp.join(REPO, 'configs', '_base_', 'datasets', 'synthref.py')
+FIBER = osp.join(REPO, 'configs', 'fiber')
 
 
 def load_tool():
@@ -42,8 +43,8 @@ def test_browse_train_with_flips(tmp_path):
     files = sorted(os.listdir(out))
     assert len(files) == 2 and all(f.endswith('.jpg') for f in files)
     for f in files:
-        with Image.open(out / f) as img:
-            assert img.size == (64, 64)
+        with Image.open(out / f) as img:  # upscaled for drawing (512 wide), the expression in a band above
+            assert img.size[0] == 512 and img.size[1] > 512
     with open(osp.join(root, 'annotations', 'finetune_synthref_train.json')) as f:
         captions = [im['caption'] for im in json.load(f)['images']]
     lines = [line for line in proc.stdout.splitlines() if line.startswith('[browse]')]
@@ -72,3 +73,43 @@ def test_boxes_are_drawn_in_packed_image_coordinates():
     drawable = tool.drawable_sample(packed_sample(True), 'train')
     assert 'ori_gt_bboxes' not in drawable.metainfo and drawable.text == 't'
     torch.testing.assert_close(drawable.gt_instances.bboxes, torch.tensor([[59., 10., 64., 20.]]))
+
+
+def run_browse(tmp_path, config, phase, options):
+    tmp_path.mkdir()
+    out = tmp_path / 'vis'
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''), MPLBACKEND='Agg')
+    proc = subprocess.run([sys.executable, SCRIPT, config, '--output-dir', str(out), '--not-show', '--max-samples',
+                           '2', '--phase', phase, '--cfg-options', *options],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(os.listdir(out))
+    assert len(files) == 2
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('[browse]')]
+    return [np.asarray(Image.open(out / f).convert('RGB')) for f in files], lines
+
+
+def test_browse_caption_and_vqa_configs(tmp_path):
+    """Issue 15, Tools item 4: caption and VQA samples (no boxes) are drawn with their text (and answers)."""
+    vqa = osp.join(FIBER, 'fiber-vqa_swin-nano_roberta-tiny_1xb32-2k_synthref-vqa.py')
+    ds = 'train_dataloader.dataset'
+    images, lines = run_browse(tmp_path / 'vqa', vqa, 'train', [
+        f'{ds}.data_root={tmp_path / "vqa_data"}', f'{ds}.generate.num_scenes.train=2',
+        f'{ds}.generate.num_scenes.val=1', f'{ds}.generate.image_size=32'])
+    assert all(' answers=[' in line and "text='" in line for line in lines)
+    assert all(img.shape[1] == 512 and img.shape[0] > 512 for img in images)  # upscaled, text bands around
+    captions = osp.join(FIBER, 'fiber-coarse_swin-nano_roberta-tiny_1xb16-3k_synthref-captions.py')
+    ds = 'val_dataloader.dataset'
+    images, lines = run_browse(tmp_path / 'captions', captions, 'val', [
+        f'{ds}.data_root={tmp_path / "caption_data"}', f'{ds}.generate.num_scenes.train=2',
+        f'{ds}.generate.num_scenes.val=1', f'{ds}.generate.image_size=32'])
+    assert len(lines) == 2 and all('answers=' not in line for line in lines)
+    assert all(img.shape[1] == 512 and img.shape[0] > 512 for img in images)
+
+
+def test_caption_sample_has_no_boxes():
+    tool = load_tool()
+    sample = DetDataSample(metainfo=dict(text='a caption', img_shape=(32, 32)))
+    sample.gt_instances = InstanceData()  # PackImageTextInputs: no boxes
+    assert tool.boxes_in_image(sample, 'train').shape == (0, 4)
+    assert len(tool.drawable_sample(sample, 'val').gt_instances) == 0

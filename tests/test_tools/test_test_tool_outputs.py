@@ -5,6 +5,7 @@ ranked lists per query.
 The tool runs in-process on the tiny SynthRef configs with a randomly initialized checkpoint of the config's
 model (the data sets are generated on first use under ``tmp_path``, shrunk through ``--cfg-options``).
 """
+import glob
 import importlib.util
 import json
 import os.path as osp
@@ -23,7 +24,7 @@ VQA = osp.join(FIBER, 'fiber-vqa_swin-nano_roberta-tiny_1xb32-2k_synthref-vqa.py
 RETRIEVAL = osp.join(FIBER, 'fiber-coarse_swin-nano_roberta-tiny_1xb16-3k_synthref-captions.py')
 
 
-def run_test_tool(monkeypatch, tmp_path, config: str, generate: list, name: str) -> str:
+def run_test_tool(monkeypatch, tmp_path, config: str, generate: list, name: str, extra: tuple = ()) -> str:
     register_all_modules()
     cfg = Config.fromfile(config)
     checkpoint = str(tmp_path / 'random.pth')
@@ -38,7 +39,7 @@ def run_test_tool(monkeypatch, tmp_path, config: str, generate: list, name: str)
     spec.loader.exec_module(tool)
     monkeypatch.setenv('LOCAL_RANK', '0')
     monkeypatch.setattr(sys, 'argv', ['test.py', config, checkpoint, '--work-dir', str(tmp_path / 'work'),
-                                      '--out', prefix, '--cfg-options', *options])
+                                      '--out', prefix, *extra, '--cfg-options', *options])
     tool.main()
     return prefix
 
@@ -47,7 +48,8 @@ def run_test_tool(monkeypatch, tmp_path, config: str, generate: list, name: str)
 def test_out_on_vqa_config_writes_vqa_v2_results(tmp_path, monkeypatch):
     ds = 'test_dataloader.dataset.generate'
     prefix = run_test_tool(monkeypatch, tmp_path, VQA, [f'{ds}.num_scenes.train=2', f'{ds}.num_scenes.val=2',
-                                                        f'{ds}.questions_per_scene=3', f'{ds}.image_size=32'], 'vqa')
+                                                        f'{ds}.questions_per_scene=3', f'{ds}.image_size=32'], 'vqa',
+                           ('--show-dir', 'vis'))
     with open(prefix + '.vqa.json') as f:
         results = json.load(f)
     assert isinstance(results, list) and len(results) == 6
@@ -57,6 +59,10 @@ def test_out_on_vqa_config_writes_vqa_v2_results(tmp_path, monkeypatch):
     assert len({r['question_id'] for r in results}) == 6
     with open(prefix + '.vqa_metrics.json') as f:
         assert 0 <= json.load(f)['accuracy'] <= 100
+    # --show-dir (item 2): one drawing per question, named by its question id
+    drawings = glob.glob(str(tmp_path / 'work' / '*' / 'vis' / '*' / '*.png'))
+    assert sorted(int(osp.splitext(d)[0].rsplit('_', 1)[1]) for d in drawings) == sorted(
+        r['question_id'] for r in results)
 
 
 @pytest.mark.filterwarnings('ignore')

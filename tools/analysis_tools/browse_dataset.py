@@ -1,10 +1,12 @@
-"""Run a config's data pipeline on its data set and draw the samples (image, expression, boxes).
+"""Run a config's data pipeline on its data set and draw the samples: the image, its text (expression, caption
+or question) and what the data set has to draw: boxes (grounding), annotators' answers (VQA).
 
 What is drawn is what the model receives: the image after the pipeline (flipped, cropped, resized), the
 expression after it (a flip swaps "left" and "right") and the ground-truth boxes in the coordinates of that
 image. For the train phase these are ``gt_instances`` (loaded before the augmentations); for val/test, whose
 pipelines load the boxes for the metric (``ori_gt_bboxes``, in original pixels), the boxes are scaled by the
-sample's ``scale_factor``. Each sample is printed as one line with its flip state and expression.
+sample's ``scale_factor``. Caption and VQA samples have no boxes. Each sample is printed as one line with its
+flip state and text (and answers).
 
 Usage::
 
@@ -45,8 +47,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def boxes_in_image(data_sample, phase: str) -> torch.Tensor:
     """Ground-truth boxes (n, 4) in the coordinates of the packed image (see the module docstring)."""
     if phase == 'train' or 'ori_gt_bboxes' not in data_sample:
-        if 'gt_instances' not in data_sample:
-            return torch.zeros(0, 4)
+        if 'gt_instances' not in data_sample or 'bboxes' not in data_sample.gt_instances:
+            return torch.zeros(0, 4)  # a caption / VQA sample: no box
         boxes = data_sample.gt_instances.bboxes
         return torch.as_tensor(getattr(boxes, 'tensor', boxes)).reshape(-1, 4).float()  # BaseBoxes or tensor
     boxes = torch.as_tensor(np.asarray(data_sample.ori_gt_bboxes), dtype=torch.float32).reshape(-1, 4)
@@ -94,8 +96,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         visualizer.add_datasample(name, img, drawable_sample(packed, args.phase), draw_pred=False,
                                   show=not args.not_show, wait_time=args.show_interval, out_file=out_file)
         text, orig_text = packed.metainfo.get('text', ''), dataset.get_data_info(i).get('text', '')
+        answers = packed.metainfo.get('answers')
+        answers = [a['answer'] if isinstance(a, dict) else a for a in answers] if answers else None
         print(f'[browse] {i}: {out_file or name} flip={bool(packed.metainfo.get("flip", False))} text={text!r}'
-              + (f' (original: {orig_text!r})' if orig_text != text else ''), flush=True)
+              + (f' (original: {orig_text!r})' if orig_text != text else '')
+              + (f' answers={answers!r}' if answers else ''), flush=True)
 
 
 if __name__ == '__main__':

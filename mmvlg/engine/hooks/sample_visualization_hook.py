@@ -18,9 +18,13 @@ class SampleVisualizationHook(DetVisualizationHook):
     grounding data an image carries several expressions (one sample each), and the splits of a data set
     often reuse file names (SynthRef's ``images/{split}/000000.png``), so all but the last drawing of an
     image were overwritten. Here the drawing of a sample goes to
-    ``{test_out_dir}/{split}/{image stem}_{img_id}{ext}`` (``split`` and ``img_id`` from the sample's
-    metainfo; the running sample index replaces a missing ``img_id``). A relative ``test_out_dir`` is, as in
-    MMDetection, relative to ``{work_dir}/{timestamp}``.
+    ``{test_out_dir}/{split}/{image stem}_{sample id}{ext}`` (``split`` from the sample's metainfo; the sample id
+    is the first of ``question_id`` (VQA: the questions of one image share its ``img_id``), ``text_id``
+    (captions) and ``img_id`` (the expression's id in grounding data) that the metainfo has, else the running
+    sample index). A relative ``test_out_dir`` is, as in MMDetection, relative to ``{work_dir}/{timestamp}``.
+
+    The visualizer (:class:`~mmvlg.visualization.GroundingVisualizer`) gets ``score_thr`` as its threshold for
+    the predictions after the first: the top-1 box is always drawn.
 
     Args:
         **kwargs: The arguments of :class:`~mmdet.engine.hooks.DetVisualizationHook` (``draw``,
@@ -29,8 +33,10 @@ class SampleVisualizationHook(DetVisualizationHook):
 
     def _sample_file(self, out_dir: str, data_sample: DetDataSample) -> str:
         stem, ext = osp.splitext(osp.basename(data_sample.img_path))
-        img_id = data_sample.metainfo.get('img_id', None)
-        name = f'{stem}_{img_id if img_id is not None else self._test_index}{ext or ".png"}'
+        meta = data_sample.metainfo
+        sample_id = next((meta[k] for k in ('question_id', 'text_id', 'img_id') if meta.get(k) is not None),
+                         self._test_index)
+        name = f'{stem}_{sample_id}{ext or ".png"}'
         split = data_sample.metainfo.get('split', None)
         return osp.join(out_dir, str(split), name) if split else osp.join(out_dir, name)
 
