@@ -71,7 +71,7 @@ setup(
                             '.mim/tools/**/*', '.mim/demo/**/*']},
     python_requires='>=3.9',
     install_requires=parse_requirements('runtime.txt'),
-    extras_require={'tests': parse_requirements('tests.txt')},
+    extras_require={'tests': parse_requirements('tests.txt'), 'deployment': parse_requirements('deployment.txt')},
     license='Apache License 2.0',
     zip_safe=False,
 )

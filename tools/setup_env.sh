@@ -6,7 +6,8 @@
 # mmvlg in editable mode. Each step is skipped when a check shows it is already done, and each step
 # is verified afterwards: the script stops with a message naming the step that did not work.
 #
-# Usage: bash tools/setup_env.sh [--tests]     (--tests also installs pytest, pytest-timeout and ruff)
+# Usage: bash tools/setup_env.sh [--tests]     (--tests also installs pytest, pytest-timeout and ruff, and tries
+#                                              onnx + onnxruntime from requirements/deployment.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -51,12 +52,21 @@ if [[ "${1:-}" == "--tests" ]] && ! check "import pytest, pytest_timeout, ruff";
   "${PIP[@]}" -r requirements/tests.txt
 fi
 
-# 5. mmvlg itself, editable.
+# 4b. Optional with --tests: onnx + onnxruntime for the ONNX export tests (tools/deployment/pytorch2onnx.py).
+#     A failed install is not fatal: those tests then skip, saying what to install.
+if [[ "${1:-}" == "--tests" ]] && ! check "import onnx, onnxruntime"; then
+  say "installing onnx and onnxruntime (optional: the ONNX export tests skip without them)"
+  "${PIP[@]}" -r requirements/deployment.txt \
+    || say "onnx/onnxruntime did not install; the ONNX export tests will be skipped"
+fi
+
+# 5. mmvlg itself, editable (setup.py links mmvlg/.mim/{configs,tools,demo,model-index.yml} for mim and mmvlg::).
 REPO=$(pwd)
-if ! (cd / && "$PY" -c "import mmvlg, os; assert os.path.samefile(os.path.dirname(mmvlg.__file__), '$REPO/mmvlg')") \
+if ! (cd / && "$PY" -c "import mmvlg, os; d = os.path.dirname(mmvlg.__file__); assert os.path.samefile(d, '$REPO/mmvlg'); assert os.path.isdir(os.path.join(d, '.mim', 'configs'))") \
     >/dev/null 2>&1; then
   say "installing mmvlg in editable mode"
   "${PIP[@]}" --no-deps --no-build-isolation -e .
   (cd / && "$PY" -c "import mmvlg") || die "mmvlg does not import after 'pip install -e .'"
+  [[ -d mmvlg/.mim/configs ]] || die "'pip install -e .' did not create mmvlg/.mim (setup.py add_mim_extension)"
 fi
 say "environment ready"
