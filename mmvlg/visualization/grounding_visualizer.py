@@ -129,7 +129,7 @@ class GroundingVisualizer(DetLocalVisualizer):
         canvas, factor = self._upscale(image)
         canvas = canvas.copy()
         h, w = canvas.shape[:2]
-        lw = max(1, int(round(max(h, w) / 400)))
+        lw = max(1, int(round(max(h, w) / 256)))
         scale = max(0.45, min(1.2, w / 900))
         label_scale = scale * 0.8
         top: List[Tuple[str, tuple]] = []
