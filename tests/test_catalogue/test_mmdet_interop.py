@@ -140,6 +140,7 @@ def test_readme_mmdet_config_builds_and_computes_a_loss(tmp_path):
     init_default_scope(cfg.default_scope)
     dataset_cfg = cfg.train_dataloader.dataset
     dataset_cfg.data_root = data_root
+    dataset_cfg.generate = None  # the tiny set instead of SynthRef's full size
     dataset = DATASETS.build(dataset_cfg)
     model = MODELS.build(cfg.model)
     METRICS.build(cfg.val_evaluator)

@@ -5,7 +5,7 @@ the repository.
 - The editable install (``pip install -e .``, what ``tools/setup_env.sh`` runs) links ``mmvlg/.mim/*`` to the
   repository's folders, and a config outside the repository inherits ``mmvlg::mdetr/...py``.
 - A wheel carries copies; ``mim train mmvlg`` of an outside config trains 2 iterations with the wheel's
-  ``.mim/tools/train.py`` (skipped without openmim).
+  ``.mim/tools/train.py`` and ``mim test mmvlg`` evaluates the checkpoint (skipped without openmim).
 """
 import os
 import os.path as osp
@@ -31,9 +31,11 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=2, val_inte
 val_dataloader = None
 val_cfg = None
 val_evaluator = None
-test_dataloader = None
-test_cfg = None
-test_evaluator = None
+test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                       dataset=dict(_delete_=True, type='SynthRefDataset', data_root=data_root,
+                                    ann_file='annotations/finetune_synthref_val.json', data_prefix=dict(img='images/'),
+                                    test_mode=True, pipeline=_base_.test_pipeline))
+test_evaluator = dict(type='RefExpMetric', topk=(1, 5))
 param_scheduler = []
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=2, save_best=None))
 log_processor = dict(by_epoch=False)
@@ -123,3 +125,9 @@ def test_mim_train_outside_repository(wheel, tmp_path):
     assert proc.returncode == 0, log[-5000:]
     assert str(target / 'mmvlg' / '.mim' / 'tools' / 'train.py') in log, log[-3000:]
     assert osp.isfile(run_dir / 'work' / 'iter_2.pth'), os.listdir(run_dir / 'work')
+    proc = subprocess.run([mim, 'test', 'mmvlg', 'outside.py', '--checkpoint', 'work/iter_2.pth', '--work-dir', 'test',
+                           '--cfg-options', 'model.encoder.num_layers=1', 'model.decoder.num_layers=1'],
+                          cwd=str(run_dir), env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    assert 'refexp/Prec@1' in log, log[-3000:]
