@@ -39,6 +39,8 @@ from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
 from mmengine.registry import DefaultScope, Registry
 
 SCOPE = 'mmvlg'
+# Classes of these packages registered into an mmvlg registry keep their own __init__ (see construct_in_mmvlg_scope).
+FOREIGN_PACKAGES = ('mmdet', 'mmengine', 'mmcv', 'mmpretrain', 'torch', 'torchvision', 'transformers')
 
 
 @contextmanager
@@ -62,6 +64,8 @@ def construct_in_mmvlg_scope(cls: Type) -> Type:
     """
     init = cls.__init__
     if init is object.__init__ or getattr(init, '_mmvlg_scoped', False):  # nothing to build, or done
+        return cls
+    if cls.__module__.split('.')[0] in FOREIGN_PACKAGES:  # never change another package's class
         return cls
 
     @functools.wraps(init)

@@ -164,3 +164,24 @@ def test_mmvlg_fiber_in_mmdet_scope():
     model = MODELS.build(cfg)
     losses = model(**model.data_preprocessor(demo_grounding_batch(), True), mode='loss')
     assert all(torch.isfinite(v) for k, v in losses.items() if 'loss' in k)
+
+
+def test_scoped_construction_keeps_signatures_and_foreign_classes():
+    """The mmvlg-scope ``__init__`` keeps each class's signature (MMEngine and ``config_check`` inspect it) and
+    leaves a class of another package registered into an mmvlg registry unchanged."""
+    import inspect
+
+    from mmdet.models.necks import FPN
+    from mmengine.registry import DefaultScope
+
+    from mmvlg.models.necks import LowLevelFusionNeck
+    from mmvlg.registry import MMVLGRegistry
+    assert 'with_fusion' in inspect.signature(LowLevelFusionNeck).parameters
+    registry = MMVLGRegistry('probe')
+    init = FPN.__init__
+    registry.register_module(module=FPN)
+    assert FPN.__init__ is init
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        neck = LowLevelFusionNeck(in_channels=(8, 16), out_channels=8)
+        assert DefaultScope.get_current_instance().scope_name == 'mmdet'
+    assert neck.input_proj.out_channels == 8
