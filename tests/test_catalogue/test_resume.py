@@ -256,3 +256,32 @@ def test_sample_seeding_is_independent_of_workers(data_root):
     assert any(not all(torch.equal(a, b) for a, b in zip(per_epoch[0], other)) for other in per_epoch[1:])
     dataset.set_sample_epoch(2)
     assert all(torch.equal(a, b) for a, b in zip(_epoch_images(main), per_epoch[2]))
+
+
+def test_iteration_loop_with_infinite_sampler_and_persistent_worker(tmp_path):
+    """Item 4 with the shipped iteration-based configs (InfiniteSampler, one persistent dataloader worker):
+    RandomStateHook turns per-sample seeding on without restarting the loop's iterator, which would close the
+    sampler's shared index generator (the first batch then raised StopIteration)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmvlg.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'fiber',
+                                   'fiber-vqa_swin-nano_roberta-tiny_1xb32-2k_synthref-vqa.py'))
+    generate = dict(num_scenes=dict(train=4, val=2), questions_per_scene=3, image_size=32, seed=0)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(batch_size=4)
+        cfg[loader].dataset.update(data_root=str(tmp_path / 'vqa'), generate=generate)
+    assert cfg.train_dataloader.num_workers == 1 and cfg.train_dataloader.persistent_workers
+    assert cfg.train_dataloader.sampler.type == 'InfiniteSampler'
+    cfg.train_cfg.update(max_iters=4, val_interval=100)
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3)]
+    cfg.default_hooks.checkpoint.interval = 100
+    cfg.custom_hooks = [dict(type='RandomStateHook')]
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 4
+    datasets = runner.train_loop.dataloader.dataset
+    assert datasets.sample_seeding

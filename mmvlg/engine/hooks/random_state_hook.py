@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.runner import IterBasedTrainLoop
 
 from mmvlg.registry import HOOKS
 
@@ -162,9 +161,7 @@ class RandomStateHook(Hook):
 
             set_epoch._mmvlg_seeding = True
             sampler.set_epoch = set_epoch
-        loop = runner.train_loop
-        if isinstance(loop, IterBasedTrainLoop) and loader.num_workers > 0:
-            # The loop started its iterator (and its workers' prefetching) before seeding was on: start over,
-            # so that every sample the loop sees is seeded.
-            from mmengine.runner.loops import _InfiniteDataloaderIterator
-            loop.dataloader_iterator = _InfiniteDataloaderIterator(loader)
+        # An IterBasedTrainLoop started its iterator when it was built, before this hook ran: the batches its
+        # workers prefetched then (prefetch_factor x num_workers at most) were drawn with MMEngine's worker seeding.
+        # A resume replays and skips those first batches, so resuming stays exact; the iterator is not restarted,
+        # which would close an InfiniteSampler's shared index generator and end the data.
