@@ -118,7 +118,7 @@ class RandomStateHook(Hook):
             self._pending = True
 
     def before_train_epoch(self, runner) -> None:
-        if self._pending and self._snapshot is not None:
+        if self._pending:  # (only ever set with a snapshot)
             restore_random_state(self._snapshot)
             # Starting the epoch's dataloader iterator draws its base seed from torch's generator, but only
             # when the iterator is new (always after a resume; with persistent workers, not otherwise): put
@@ -129,7 +129,7 @@ class RandomStateHook(Hook):
             dataset.set_sample_epoch(runner.epoch)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        if self._pending and self._snapshot is not None:
+        if self._pending:
             restore_random_state(self._snapshot)
         elif self._rewind_torch:
             torch.set_rng_state(self._snapshot['torch'].cpu())

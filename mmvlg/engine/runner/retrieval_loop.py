@@ -46,8 +46,11 @@ class _RetrievalMixin:
                 data = model.data_preprocessor(data_batch, False)
                 samples = data['data_samples']
                 img_feats, txt_feats = model.encode_batch(data['inputs'], samples)
-                for ds, f in zip(samples, split_cached(img_feats)):
-                    images.setdefault(ds.metainfo['img_id'], f)
+                new = {}  # the first row of each image not cached yet (a gallery image has several texts)
+                for b, ds in enumerate(samples):
+                    if ds.metainfo['img_id'] not in images:
+                        new.setdefault(ds.metainfo['img_id'], b)
+                images.update(zip(new, split_cached(img_feats, list(new.values()))))
                 texts += split_cached(txt_feats)
             img_ids += [ds.metainfo['img_id'] for ds in samples]
             img_paths += [ds.metainfo.get('img_path') for ds in samples]

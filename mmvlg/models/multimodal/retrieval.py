@@ -24,7 +24,7 @@ A model takes part by implementing :class:`ImageTextRetrievalMixin`:
 
 :func:`rescore_topk` does the two-stage ranking from those pieces.
 """
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.structures import SampleList
@@ -36,10 +36,11 @@ CachedFeats = Dict[str, Tensor]
 PAD_TRUE_KEYS = ('padding_mask', )
 
 
-def split_cached(feats: CachedFeats) -> List[CachedFeats]:
-    """One dict per row of a batch of features (tensors moved to the CPU)."""
-    n = len(next(iter(feats.values())))
-    return [{k: v[i].detach().cpu() for k, v in feats.items()} for i in range(n)]
+def split_cached(feats: CachedFeats, rows: Optional[Sequence[int]] = None) -> List[CachedFeats]:
+    """One dict per row of a batch of features (tensors moved to the CPU): every row, or only ``rows``."""
+    if rows is None:
+        rows = range(len(next(iter(feats.values()))))
+    return [{k: v[i].detach().cpu() for k, v in feats.items()} for i in rows]
 
 
 def collate_cached(items: Sequence[CachedFeats], device=None) -> CachedFeats:
