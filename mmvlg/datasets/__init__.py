@@ -9,6 +9,7 @@ from .refexp import (
     RefCOCOPlusDataset,
     SynthRefDataset,
 )
+from .region_text import RegionTextDataset
 from .synthetic import (
     SynthRefCaptionDataset,
     SynthRefCaptionsConfig,
@@ -24,5 +25,5 @@ __all__ = [
     'AnnotationError', 'ImageError', 'MDETRRefExpDataset', 'RefCOCODataset', 'RefCOCOPlusDataset', 'RefCOCOgDataset',
     'SynthRefDataset', 'Flickr30kEntitiesDataset', 'CaptionDataset', 'SynthRefCaptionDataset',
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'VQAv2Dataset', 'answer_soft_score',
-    'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa'
+    'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa', 'RegionTextDataset'
 ]
