@@ -7,19 +7,32 @@ beside its generator:
 
 * :mod:`.synthref`: SynthRef referring expressions (:class:`SynthRefDataset`, MDETR's format);
 * :mod:`.captions`: SynthRef captions (:class:`SynthRefCaptionDataset`, COCO captions);
-* :mod:`.vqa`: SynthRef VQA (:class:`SynthRefVQADataset`, VQA v2).
+* :mod:`.vqa`: SynthRef VQA (:class:`SynthRefVQADataset`, VQA v2);
+* :mod:`.region_text`: SynthRef region-text (:class:`SynthRefRegionTextDataset`, X-VLM's region-text format, and
+  :class:`SynthRefImageTextDataset`, the same scenes' captions).
 
 A new set is a config dataclass (its arguments, stored in ``meta.json``), a split function over
 :func:`render_scenes` with a new :func:`seed_stream`, a ``write(tmp)`` passed to :func:`write_generated_data`,
 and a dataset class that calls :func:`generate_once`.
 """
-from .captions import SynthRefCaptionDataset, SynthRefCaptionsConfig, generate_synthref_captions
+from .captions import (
+    SynthRefCaptionDataset,
+    SynthRefCaptionsConfig,
+    caption_vocabulary,
+    generate_synthref_captions,
+)
 from .expressions import (
     extreme_expressions,
     noun_phrase,
     referring_expressions,
     relation_expressions,
     unique_descriptions,
+)
+from .region_text import (
+    SynthRefImageTextDataset,
+    SynthRefRegionTextConfig,
+    SynthRefRegionTextDataset,
+    generate_synthref_region_text,
 )
 from .scenes import (
     COLORS,
@@ -44,5 +57,6 @@ __all__ = [
     'relation_expressions', 'referring_expressions', 'write_generated_data', 'remove_stale_temporaries',
     'generate_once', 'dump_json', 'write_lines', 'SynthRefConfig', 'generate_synthref', 'SynthRefDataset',
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'SynthRefCaptionDataset', 'SynthRefVQAConfig',
-    'generate_synthref_vqa', 'SynthRefVQADataset'
+    'generate_synthref_vqa', 'SynthRefVQADataset', 'caption_vocabulary', 'SynthRefRegionTextConfig',
+    'generate_synthref_region_text', 'SynthRefRegionTextDataset', 'SynthRefImageTextDataset'
 ]
