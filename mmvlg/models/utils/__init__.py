@@ -4,13 +4,13 @@ from .image_masks import padding_mask
 from .mlm_masking import mask_tokens
 from .positive_map import batch_positive_maps, spans_to_positive_map
 from .region_masks import (
-                           box_patch_ranges,
-                           interpolate_pos_embed,
-                           interpolate_relative_position_table,
-                           masked_mean,
-                           normalize_boxes_to_input,
-                           region_mask_from_boxes,
-                           resize_relative_position_tables,
+    box_patch_ranges,
+    interpolate_pos_embed,
+    interpolate_relative_position_table,
+    masked_mean,
+    normalize_boxes_to_input,
+    region_mask_from_boxes,
+    resize_relative_position_tables,
 )
 
 __all__ = ['spans_to_positive_map', 'batch_positive_maps', 'mask_tokens', 'token_to_class_scores',

@@ -5,6 +5,8 @@ import torch
 from mmvlg.models.utils import (
     box_patch_ranges,
     interpolate_pos_embed,
+    interpolate_relative_position_table,
+    masked_mean,
     region_mask_from_boxes,
 )
 from mmvlg.registry import MODELS
@@ -199,3 +201,96 @@ def test_vit_loads_deit_checkpoint(tmp_path):
         _vit(pretrained=str(tmp_path / 'missing.pth'))
     with pytest.raises(ValueError, match='local_attn_depth'):
         _vit(local_attn_depth=5)
+
+
+# ------------------------------------------------------------------ Swin region pooling and windows
+def _swin(**kwargs):
+    cfg = dict(type='XVLMSwin', img_size=32, embed_dims=16, depths=(2, 2), num_heads=(1, 2), window_size=4,
+               drop_path_rate=0.)
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.eval()
+    return model
+
+
+def test_swin_tokens_and_region_pooling():
+    model = _swin()
+    assert model.embed_dims == 32
+    # stage 1 (4x4 at 32 px) fits in one window of 4: no shift there, as the authors' Swin
+    assert [blk.attn.shift_size for s in model.stages for blk in s.blocks] == [0, 2, 0, 0]
+    assert [blk.attn.shift_size for s in _swin(shift_single_window=True).stages for blk in s.blocks] == [0, 2, 0, 2]
+    images = torch.randn(2, 3, 32, 32)
+    boxes = torch.tensor([[0., 0., 0.5, 0.5], [0.1, 0.6, 0.3, 1.], [0., 0., 1., 1.]])
+    image_index = torch.tensor([1, 0, 0])
+    with torch.no_grad():
+        tokens = model(images)
+        out = model.forward_regions(images, boxes, image_index)
+        last = model.forward_tokens(images)[0]
+    assert tokens.shape == (2, 17, 32)
+    assert torch.allclose(tokens[:, 0], last.mean(1), atol=1e-6) and torch.equal(tokens[:, 1:], last)
+    assert torch.equal(out['image'], tokens)
+    # by hand: patches (row, col) inside each box on the 4x4 grid
+    inside = [[(r, c) for r in range(2) for c in range(2)], [(r, c) for r in range(2, 4) for c in range(0, 2)],
+              [(r, c) for r in range(4) for c in range(4)]]
+    for i, cells in enumerate(inside):
+        img = int(image_index[i])
+        rows = [1 + r * 4 + c for r, c in cells]
+        expected = sum(tokens[img, j] for j in rows) / len(rows)
+        assert (out['region'][i, 0] - expected).abs().max() < 1e-5
+        assert torch.equal(out['region'][i, 1:], tokens[img, 1:])
+        assert sorted(out['region_mask'][i].nonzero().flatten().tolist()) == [0] + sorted(rows)
+    assert torch.allclose(masked_mean(last, torch.ones(2, 16, dtype=torch.bool)), last.mean(1), atol=1e-6)
+    with pytest.raises(ValueError, match='zero area'):
+        model.forward_regions(images, torch.tensor([[0.5, 0.5, 0.5, 0.9]]), torch.tensor([0]))
+
+
+def test_relative_position_table_interpolation():
+    table = torch.randn(13 * 13, 4)  # window 7
+    assert interpolate_relative_position_table(table, 7) is table
+    big = interpolate_relative_position_table(table, 12)
+    assert big.shape == (23 * 23, 4)
+    const = torch.ones(13 * 13, 2) * torch.tensor([1., -2.])
+    assert torch.allclose(interpolate_relative_position_table(const, (12, 12)), torch.ones(23 * 23, 2) *
+                          torch.tensor([1., -2.]), atol=1e-5)
+    with pytest.raises(ValueError, match=r'\(2w-1\)\^2'):
+        interpolate_relative_position_table(torch.randn(12 * 12, 4), 7)
+
+
+def test_swin_window7_checkpoint_into_window12_model(tmp_path):
+    kwargs = dict(embed_dims=8, depths=(2, 2, 2, 2), num_heads=(1, 1, 2, 2))
+    small = _swin(img_size=224, window_size=7, **kwargs)
+    big = _swin(img_size=384, window_size=12, **kwargs)
+    state = small.state_dict()
+    key = 'stages.2.blocks.1.attn.w_msa.relative_position_bias_table'
+    assert state[key].shape == (13 * 13, 2)
+    big.load_state_dict(state)  # strict: every key matches after the pre-hook
+    assert big.state_dict()[key].shape == (23 * 23, 2)
+    assert torch.allclose(big.state_dict()[key], interpolate_relative_position_table(state[key], 12))
+    assert big.stages[0].blocks[0].attn.w_msa.relative_position_index.max() == 23 * 23 - 1
+    assert torch.equal(big.stages[1].blocks[0].ffn.layers[1].weight, small.stages[1].blocks[0].ffn.layers[1].weight)
+    with torch.no_grad():
+        assert big(torch.randn(1, 3, 384, 384)).shape == (1, 1 + 144, 64)
+    # the same through pretrained= (an mmdet-layout file and an official-layout file under a prefix)
+    path = tmp_path / 'swin_w7.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in state.items()}}, path)
+    loaded = _swin(img_size=384, window_size=12, pretrained=str(path), **kwargs)
+    assert torch.equal(loaded.state_dict()[key], big.state_dict()[key])
+    official = {}
+    for k, v in state.items():
+        if k.endswith('relative_position_index'):
+            continue
+        k = k.replace('stages', 'layers').replace('attn.w_msa.', 'attn.').replace('ffn.layers.0.0.', 'mlp.fc1.')
+        k = k.replace('ffn.layers.1.', 'mlp.fc2.').replace('patch_embed.projection', 'patch_embed.proj')
+        official['vision_encoder.' + k.replace('norm3.', 'norm.')] = v
+    path = tmp_path / 'xvlm_official.pth'
+    torch.save({'model': official}, path)
+    model = _swin(img_size=384, window_size=12, init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                                                              prefix='vision_encoder.'), **kwargs)
+    assert torch.equal(model.norm3.weight, small.norm3.weight)  # the official final norm
+    fc1 = 'stages.3.blocks.1.ffn.layers.0.0.weight'
+    assert torch.equal(model.state_dict()[fc1], small.state_dict()[fc1])
+    assert torch.equal(model.state_dict()[key], big.state_dict()[key])
+    with pytest.raises(FileNotFoundError, match='swin_base_patch4_window7_224_22k'):
+        _swin(pretrained=str(tmp_path / 'missing.pth'))
