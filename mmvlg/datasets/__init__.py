@@ -1,5 +1,6 @@
 from .caption import CaptionDataset
 from .flickr30k import Flickr30kEntitiesDataset
+from .nlvr2 import ApplyToImagePair, NLVR2Dataset, PackNLVR2Inputs, nlvr2_collate
 from .refexp import (
     AnnotationError,
     ImageError,
@@ -25,5 +26,6 @@ __all__ = [
     'AnnotationError', 'ImageError', 'MDETRRefExpDataset', 'RefCOCODataset', 'RefCOCOPlusDataset', 'RefCOCOgDataset',
     'SynthRefDataset', 'Flickr30kEntitiesDataset', 'CaptionDataset', 'SynthRefCaptionDataset',
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'VQAv2Dataset', 'answer_soft_score',
-    'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa', 'RegionTextDataset'
+    'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa', 'RegionTextDataset',
+    'NLVR2Dataset', 'ApplyToImagePair', 'PackNLVR2Inputs', 'nlvr2_collate'
 ]
