@@ -87,11 +87,36 @@ class BoxRegressionHead(BaseModule):
         Returns:
             dict: ``loss_bbox`` (L1) and ``loss_iou`` (GIoU), each averaged over the samples.
         """
+        return self.loss_by_boxes(feats, self.targets(batch_data_samples, feats.device))
+
+    def loss_by_boxes(self, feats: Tensor, targets: Tensor, weights: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """The losses for boxes given as a tensor, e.g. the regions of X-VLM's pre-training (several per image).
+
+        Args:
+            feats (Tensor): (n, in_channels).
+            targets (Tensor): (n, 4) normalized (x1, y1, x2, y2) target boxes.
+            weights (Tensor, optional): (n,) per-box weights, 0 to leave a box out (X-VLM's code leaves out the
+                whole-image captions given as regions); the losses are averaged over the sum of the weights. None:
+                every box counts (this is :meth:`loss`).
+
+        Returns:
+            dict: ``loss_bbox`` (L1 on cx, cy, w, h) and ``loss_iou`` (GIoU); with no box of positive weight, zero
+            losses that keep the graph.
+        """
         pred = self(feats).float()
-        target = self.targets(batch_data_samples, feats.device)
-        num = max(len(batch_data_samples), 1)
-        return dict(loss_bbox=self.loss_bbox(pred, bbox_xyxy_to_cxcywh(target), avg_factor=num),
-                    loss_iou=self.loss_iou(bbox_cxcywh_to_xyxy(pred), target, avg_factor=num))
+        targets = targets.to(pred)
+        if weights is None:
+            num = max(len(targets), 1)
+            box_weights = iou_weights = None
+        else:
+            weights = weights.to(pred)
+            num = float(weights.sum())
+            if num <= 0:
+                zero = pred.sum() * 0.0
+                return dict(loss_bbox=zero, loss_iou=zero.clone())
+            box_weights, iou_weights = weights[:, None].expand(-1, 4), weights
+        return dict(loss_bbox=self.loss_bbox(pred, bbox_xyxy_to_cxcywh(targets), weight=box_weights, avg_factor=num),
+                    loss_iou=self.loss_iou(bbox_cxcywh_to_xyxy(pred), targets, weight=iou_weights, avg_factor=num))
 
     def predict(self, feats: Tensor, batch_data_samples: SampleList, rescale: bool = True) -> List[InstanceData]:
         """

@@ -22,6 +22,33 @@ def gather_with_grad(x: Tensor) -> Tensor:
     return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
+def gather_rows_with_grad(x: Tensor) -> Tuple[Tensor, int]:
+    """All-gather (n, ...) rows across ranks when n may differ between ranks (e.g. X-VLM's region texts, or the
+    samples of a batch that have a caption), keeping the gradient of the local part.
+
+    The row counts are gathered first, each rank's rows are padded to the largest count for the collective and
+    the padding is dropped again; with equal counts this is :func:`gather_with_grad`.
+
+    Returns:
+        tuple: the rows of all ranks in rank order (sum of n, ...) and the offset of this rank's rows in them
+        (the input itself and 0 when not distributed).
+    """
+    world = get_world_size()
+    if world == 1:
+        return x, 0
+    import torch.distributed as dist
+    from torch.distributed.nn import all_gather
+    count = torch.tensor([x.shape[0]], dtype=torch.long, device=x.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    counts = [int(c) for c in counts]
+    most = max(counts)
+    if most > x.shape[0]:
+        x = torch.cat([x, x.new_zeros((most - x.shape[0], *x.shape[1:]))], dim=0)
+    parts = all_gather(x.contiguous())
+    return torch.cat([p[:c] for p, c in zip(parts, counts)], dim=0), sum(counts[:get_rank()])
+
+
 @MODELS.register_module()
 class ITCHead(BaseModule):
     r"""Image-text contrastive (ITC) learning: FIBER's dual encoder (fusion off; arXiv:2206.07643 section 3.2),
@@ -36,8 +63,9 @@ class ITCHead(BaseModule):
     clamped to ``temperature_range``), the loss is the mean of the image-to-text and text-to-image cross
     entropies over in-batch negatives (:math:`N^2 - N` negative pairs). Under distributed training the
     embeddings of all ranks are gathered (with gradients), so every rank's rows are contrasted against the
-    global batch. Pairs showing the same image (same ``img_id``, e.g. two captions of one COCO image) are all
-    positives, the target being uniform over them.
+    global batch; the ranks may hold different numbers of pairs (:func:`gather_rows_with_grad`), also none (a
+    zero loss that keeps the graph, and the rank still takes part in the gathering). Pairs showing the same
+    image (same ``img_id``, e.g. two captions of one COCO image) are all positives, the target being uniform over them.
 
     The authors' code adds ALBEF's 4096-entry feature queue (of past batches, without momentum encoder); this
     head uses the (gathered) batch only, as the paper describes.
@@ -48,7 +76,8 @@ class ITCHead(BaseModule):
         embed_dims (int): Embedding width. Defaults to 768.
         temperature (float): Initial temperature. Defaults to 0.07.
         learnable_temperature (bool): Learn it. Defaults to True.
-        temperature_range (tuple): Clamp range of the temperature. Defaults to (0.001, 1.0).
+        temperature_range (tuple): Clamp range of the temperature, applied before each use. Defaults to
+            (0.001, 1.0); X-VLM's code clamps to (0.001, 0.5).
         gather (bool): Gather the embeddings across ranks. Defaults to True.
         loss_weight (float): Weight of ``loss_itc``. Defaults to 1.
         pooler (dict, optional): The projections and pooling (``img_dims``, ``text_dims`` and ``embed_dims``
@@ -118,15 +147,17 @@ class ITCHead(BaseModule):
         """
         bs = img_emb.shape[0]
         gather = self.gather and get_world_size() > 1
-        offset = get_rank() * bs if gather else 0
+        if gather:
+            all_img, offset = gather_rows_with_grad(img_emb)
+            all_text, _ = gather_rows_with_grad(text_emb)
+        else:
+            all_img, all_text, offset = img_emb, text_emb, 0
         if img_ids is None:  # every pair its own image, globally
             img_ids = torch.arange(bs, device=img_emb.device) + offset
-        if gather:
-            from mmengine.dist import all_gather
-            all_img, all_text = gather_with_grad(img_emb), gather_with_grad(text_emb)
-            all_ids = torch.cat(all_gather(img_ids.contiguous()))
-        else:
-            all_img, all_text, all_ids = img_emb, text_emb, img_ids
+        all_ids = gather_rows_with_grad(img_ids)[0] if gather else img_ids
+        if bs == 0:  # no pair on this rank (it took part in the gathering): a zero loss that keeps the graph
+            zero = (img_emb.sum() + text_emb.sum()) * 0.0 + self.temperature * 0.0
+            return dict(loss_itc=zero), img_emb.new_zeros((0, 0))
         tau = self.tau()
         sim_i2t = img_emb @ all_text.t() / tau  # (bs, world*bs)
         sim_t2i = text_emb @ all_img.t() / tau

@@ -73,3 +73,25 @@ def test_configured_mlp_block():
     samples = [_sample([50., 25., 150., 75.]), _sample([0., 0., 100., 50.])]
     losses = head.loss(torch.randn(2, 16), samples)
     assert set(losses) == {'loss_bbox', 'loss_iou'} and all(torch.isfinite(v) for v in losses.values())
+
+
+def test_loss_by_boxes_weights_leave_boxes_out():
+    """X-VLM's region boxes as a tensor, with per-box weights: a weight-0 box (a whole-image caption the
+    authors' code leaves out) changes nothing; all weights 0 gives zero losses that keep the graph."""
+    head = _head(loss_bbox=dict(type='mmdet.L1Loss', loss_weight=1.0),
+                 loss_iou=dict(type='mmdet.GIoULoss', loss_weight=1.0))
+    feats = torch.randn(3, 4, requires_grad=True)
+    # the prediction is (0.25, 0.25, 0.75, 0.75); box 0 hits it, box 1 is (0, 0, 0.5, 0.5), box 2 the whole image
+    targets = torch.tensor([[0.25, 0.25, 0.75, 0.75], [0., 0., 0.5, 0.5], [0., 0., 1., 1.]])
+    out = head.loss_by_boxes(feats, targets, torch.tensor([1., 1., 0.]))
+    # box 1: L1 on (cx, cy, w, h) = |0.5-0.25| * 2 = 0.5 summed; GIoU as in the hand-made case; mean over 2 boxes
+    assert torch.allclose(out['loss_bbox'], torch.tensor(0.5 / 2))
+    giou = 1 / 7 - (0.5625 - 0.4375) / 0.5625
+    assert torch.allclose(out['loss_iou'], torch.tensor((1 - giou) / 2), atol=1e-5)
+    assert torch.allclose(out['loss_bbox'], head.loss_by_boxes(feats[:2], targets[:2])['loss_bbox'])
+    every = head.loss_by_boxes(feats, targets)  # the whole image counts too: (0.5 + 1.0) / 3
+    assert torch.allclose(every['loss_bbox'], torch.tensor(1.5 / 3))
+    none = head.loss_by_boxes(feats, targets, torch.zeros(3))
+    assert none['loss_bbox'] == 0 and none['loss_iou'] == 0
+    (none['loss_bbox'] + none['loss_iou']).backward()
+    assert head.bbox_embed.layers[0].weight.grad is not None

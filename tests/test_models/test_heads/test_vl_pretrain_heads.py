@@ -299,3 +299,62 @@ def test_one_answer_list_loader(tmp_path):
         load_answer_list(['yes', ''])
     with pytest.raises(FileNotFoundError):
         load_answer_list(str(tmp_path / 'none.txt'))
+
+
+def test_mlm_head_masking_rules():
+    """MLMHead.mask: BERT's Bernoulli rule (the default, the existing mask_tokens) and X-VLM's released rule:
+    exactly min(max_masks, max(1, round(n * mask_prob))) targets per text (n: [CLS] and the words), whole
+    WordPiece words, never special or padding tokens, 80/10/10."""
+    from transformers import BertTokenizerFast
+
+    from mmvlg.models.heads.mlm_head import mask_tokens_by_count
+    words = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] + [f'w{i}' for i in range(40)] + ['##a', '##b']
+    vocab_file = __import__('tempfile').NamedTemporaryFile('w', suffix='.txt', delete=False)
+    vocab_file.write('\n'.join(words))
+    vocab_file.close()
+    tokenizer = BertTokenizerFast(vocab_file.name)
+    g = torch.Generator().manual_seed(0)
+    bs, length = 200, 14
+    ids = torch.randint(5, 45, (bs, length), generator=g)
+    ids[:, 0] = 2
+    lengths = torch.randint(3, length, (bs,), generator=g)
+    attn = (torch.arange(length)[None] < lengths[:, None]).long()
+    ids[torch.arange(bs), lengths - 1] = 3  # [SEP]
+    ids[attn == 0] = 0
+    head = MLMHead(in_dims=8, vocab_size=len(tokenizer), masking=dict(rule='count', mask_prob=0.25, max_masks=3,
+                                                                    span_prob=0.0, whole_word=False))
+    masked, labels = head.mask(ids, attn, tokenizer, generator=g)
+    targets = labels != -100
+    n_words = lengths - 2
+    expect = torch.clamp(torch.round((n_words + 1).double() * 0.25), min=1, max=3).long()
+    expect = torch.minimum(expect, n_words)
+    assert torch.equal(targets.sum(dim=1), expect)
+    assert not targets[:, 0].any() and not targets[attn == 0].any()
+    assert not targets[torch.arange(bs), lengths - 1].any()
+    assert torch.equal(labels[targets], ids[targets]) and torch.equal(masked[~targets], ids[~targets])
+    frac = (masked[targets] == 4).float().mean()
+    assert 0.7 < frac < 0.9 and not (masked[targets] < 4).any()  # random replacements: never special
+    # whole words: in "w5 ##a ##b w6" with 3 targets, a chosen piece of the first word brings the whole word
+    # (the count then cuts, as the authors' code does); without whole words any 3 of the 4 tokens
+    word = torch.tensor([[2, 5, 45, 46, 6, 3]])
+    for continuation, low, high in ((head._continuation(tokenizer), 0.7, 1.0), (None, 0.1, 0.4)):
+        whole = 0
+        for _ in range(200):
+            _, lab = mask_tokens_by_count(word, torch.ones_like(word), 4, tokenizer.all_special_ids, len(tokenizer),
+                                          mask_prob=0.6, max_masks=8, span_prob=0.0, continuation=continuation,
+                                          generator=g)
+            t = (lab != -100)[0]
+            assert t.sum() == 3
+            whole += int(t[1:4].all())
+        assert low < whole / 200 <= high
+    # spans: with span_prob 1 a chosen token brings its neighbours (up to the count)
+    _, lab = mask_tokens_by_count(ids, attn, 4, tokenizer.all_special_ids, len(tokenizer), mask_prob=1.0,
+                                  max_masks=4, span_prob=1.0, max_span=3, generator=g)
+    assert torch.equal((lab != -100).sum(dim=1), torch.minimum(torch.full((bs,), 4), n_words))
+    # the default rule is mask_tokens'
+    default = MLMHead(in_dims=8, vocab_size=len(tokenizer))
+    a = default.mask(ids, attn, tokenizer, generator=torch.Generator().manual_seed(1))
+    b = mask_tokens(ids, attn, 4, tokenizer.all_special_ids, len(tokenizer), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(ValueError, match='masking.rule'):
+        MLMHead(in_dims=8, vocab_size=10, masking=dict(rule='spans'))
