@@ -9,7 +9,8 @@ beside its generator:
 * :mod:`.captions`: SynthRef captions (:class:`SynthRefCaptionDataset`, COCO captions);
 * :mod:`.vqa`: SynthRef VQA (:class:`SynthRefVQADataset`, VQA v2);
 * :mod:`.region_text`: SynthRef region-text (:class:`SynthRefRegionTextDataset`, X-VLM's region-text format, and
-  :class:`SynthRefImageTextDataset`, the same scenes' captions).
+  :class:`SynthRefImageTextDataset`, the same scenes' captions);
+* :mod:`.nlvr2`: SynthRef NLVR2 (:class:`SynthRefNLVR2Dataset`, X-VLM's NLVR2 layout: scene pairs, statements).
 
 A new set is a config dataclass (its arguments, stored in ``meta.json``), a split function over
 :func:`render_scenes` with a new :func:`seed_stream`, a ``write(tmp)`` passed to :func:`write_generated_data`,
@@ -28,6 +29,7 @@ from .expressions import (
     relation_expressions,
     unique_descriptions,
 )
+from .nlvr2 import SynthRefNLVR2Config, SynthRefNLVR2Dataset, generate_synthref_nlvr2
 from .region_text import (
     SynthRefImageTextDataset,
     SynthRefRegionTextConfig,
@@ -58,5 +60,6 @@ __all__ = [
     'generate_once', 'dump_json', 'write_lines', 'SynthRefConfig', 'generate_synthref', 'SynthRefDataset',
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'SynthRefCaptionDataset', 'SynthRefVQAConfig',
     'generate_synthref_vqa', 'SynthRefVQADataset', 'caption_vocabulary', 'SynthRefRegionTextConfig',
-    'generate_synthref_region_text', 'SynthRefRegionTextDataset', 'SynthRefImageTextDataset'
+    'generate_synthref_region_text', 'SynthRefRegionTextDataset', 'SynthRefImageTextDataset', 'SynthRefNLVR2Config',
+    'generate_synthref_nlvr2', 'SynthRefNLVR2Dataset'
 ]
