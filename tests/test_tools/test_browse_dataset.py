@@ -113,3 +113,26 @@ def test_caption_sample_has_no_boxes():
     sample.gt_instances = InstanceData()  # PackImageTextInputs: no boxes
     assert tool.boxes_in_image(sample, 'train').shape == (0, 4)
     assert len(tool.drawable_sample(sample, 'val').gt_instances) == 0
+
+
+def test_browse_region_text_and_nlvr2(tmp_path):
+    """Issue 16: X-VLM region-text samples list each box's text; NLVR2 pairs are drawn side by side."""
+    regions = tmp_path / 'regions.py'
+    regions.write_text(
+        f"default_scope = 'mmvlg'\ntrain_dataloader = dict(dataset=dict(type='SynthRefRegionTextDataset', "
+        f"data_root={str(tmp_path / 'srt')!r}, ann_file='annotations/regions_train.jsonl', "
+        "data_prefix=dict(img='images/'), generate=dict(num_scenes=dict(train=2), image_size=32), pipeline=["
+        "dict(type='LoadImageFromFile'), dict(type='RegionTextSampler', max_regions=3), "
+        "dict(type='mmdet.Resize', scale=(32, 32), keep_ratio=False), dict(type='PackRegionTextInputs')]))\n")
+    images, lines = run_browse(tmp_path / 'r', str(regions), 'train', ['train_dataloader.num_workers=0'])
+    assert len(lines) == 2 and all(' regions=[' in line for line in lines)
+    nlvr2 = tmp_path / 'nlvr2.py'
+    nlvr2.write_text(
+        f"default_scope = 'mmvlg'\ntrain_dataloader = dict(dataset=dict(type='SynthRefNLVR2Dataset', "
+        f"data_root={str(tmp_path / 'nlvr2')!r}, ann_file='annotations/nlvr2_train.json', "
+        "data_prefix=dict(img='images/'), generate=dict(num_pairs=dict(train=2), image_size=32), pipeline=["
+        "dict(type='ApplyToImagePair', transforms=[dict(type='LoadImageFromFile'), "
+        "dict(type='mmdet.Resize', scale=(32, 32), keep_ratio=False)]), dict(type='PackNLVR2Inputs')]))\n")
+    images, lines = run_browse(tmp_path / 'n', str(nlvr2), 'train', ['train_dataloader.num_workers=0'])
+    assert len(lines) == 2 and all('[label: ' in line for line in lines)
+    assert all(img.shape[1] == 512 for img in images)  # the 64x32 pair, upscaled

@@ -5,8 +5,9 @@ What is drawn is what the model receives: the image after the pipeline (flipped,
 expression after it (a flip swaps "left" and "right") and the ground-truth boxes in the coordinates of that
 image. For the train phase these are ``gt_instances`` (loaded before the augmentations); for val/test, whose
 pipelines load the boxes for the metric (``ori_gt_bboxes``, in original pixels), the boxes are scaled by the
-sample's ``scale_factor``. Caption and VQA samples have no boxes. Each sample is printed as one line with its
-flip state and text (and answers).
+sample's ``scale_factor``. Caption and VQA samples have no boxes. Region-text samples (X-VLM) list each box's
+text, numbered in box order; an NLVR2 pair is drawn as its two images side by side with the statement and label.
+Each sample is printed as one line with its flip state and text (and answers).
 
 Usage::
 
@@ -61,6 +62,9 @@ def drawable_sample(data_sample, phase: str):
     visualizer would otherwise prefer ``ori_gt_bboxes``, in original pixels)."""
     from mmdet.structures import DetDataSample
     meta = {k: v for k, v in data_sample.metainfo.items() if k != 'ori_gt_bboxes'}
+    if meta.get('region_texts'):  # X-VLM region-text: each box's text, numbered in box order
+        regions = '; '.join(f'[{k}] {t}' for k, t in enumerate(meta['region_texts']))
+        meta['text'] = f'{meta.get("text", "")} | regions: {regions}'.lstrip(' |')
     out = DetDataSample(metainfo=meta)
     boxes = boxes_in_image(data_sample, phase)
     out.gt_instances = InstanceData(bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long))
@@ -89,7 +93,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     for i in range(num):
         item = dataset[i]
         packed = item['data_samples']
-        img = item['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # CHW BGR -> HWC RGB
+        if isinstance(packed, (list, tuple)):  # an NLVR2 pair (PackNLVR2Inputs): the two images side by side
+            imgs = [t.permute(1, 2, 0).numpy()[..., ::-1] for t in item['inputs']]
+            height = max(im.shape[0] for im in imgs)
+            img = np.concatenate([np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0))) for im in imgs], axis=1)
+            packed = packed[0].clone()
+            packed.set_metainfo(dict(text=f'{packed.text} [label: {bool(packed.metainfo.get("label"))}]'))
+            packed.gt_instances = InstanceData()
+        else:
+            img = item['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # CHW BGR -> HWC RGB
         name = f'{i:05d}_{packed.metainfo.get("img_id", i)}_{osp.basename(packed.img_path)}'
         name = osp.splitext(name)[0] + '.jpg'
         out_file = osp.join(args.output_dir, name) if args.output_dir else None
@@ -100,7 +112,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         answers = [a['answer'] if isinstance(a, dict) else a for a in answers] if answers else None
         print(f'[browse] {i}: {out_file or name} flip={bool(packed.metainfo.get("flip", False))} text={text!r}'
               + (f' (original: {orig_text!r})' if orig_text != text else '')
-              + (f' answers={answers!r}' if answers else ''), flush=True)
+              + (f' answers={answers!r}' if answers else '')
+              + (f' regions={packed.region_texts!r}' if packed.metainfo.get('region_texts') else ''), flush=True)
 
 
 if __name__ == '__main__':
