@@ -124,8 +124,13 @@ class ITCHead(BaseModule):
         return F.normalize(self.proj.pool_text(text_tokens, text_valid)[0], dim=-1)
 
     def tau(self) -> Tensor:
-        with torch.no_grad():
-            self.temperature.clamp_(*self.temperature_range)
+        """The temperature, clamped (in place) to ``temperature_range`` when outside it. The in-place clamp runs
+        only when needed, so that several losses of one iteration (X-VLM's image and region levels) can use the
+        temperature without invalidating each other's graphs."""
+        low, high = self.temperature_range
+        if not low <= float(self.temperature) <= high:
+            with torch.no_grad():
+                self.temperature.clamp_(low, high)
         return self.temperature
 
     def similarity(self, img_emb: Tensor, text_emb: Tensor) -> Tensor:

@@ -164,6 +164,43 @@ class MLMHead(BaseModule):
                              f'needs (vocab_size, in_dims) = {tuple(self.decoder.weight.shape)}')
         self.decoder.weight = weight
 
+    #: Where a Hugging Face masked-LM checkpoint keeps its prediction head: (dense, LayerNorm, output bias).
+    HF_PREDICTION_HEADS = (('cls.predictions.transform.dense', 'cls.predictions.transform.LayerNorm',
+                            'cls.predictions.bias'),  # BERT
+                           ('lm_head.dense', 'lm_head.layer_norm', 'lm_head.bias'))  # RoBERTa
+
+    @torch.no_grad()
+    def load_hf_prediction_head(self, name_or_path: str) -> None:
+        """Copy the prediction head of a pretrained Hugging Face masked LM (BERT's ``cls.predictions``, RoBERTa's
+        ``lm_head``: transform dense, LayerNorm and output bias; the decoder is the tied word embeddings) into
+        this head, as X-VLM's ``BertForMaskedLM`` starts from BERT's.
+
+        Args:
+            name_or_path (str): The checkpoint folder or hub name (read as
+                :class:`~mmvlg.models.language_models.HFTextEncoder` reads it).
+
+        Raises:
+            KeyError: The checkpoint has no such head, or its shapes are not this head's.
+        """
+        import transformers
+
+        from ..language_models.hf_text_encoder import pretrained_source
+        path, kwargs = pretrained_source(name_or_path)
+        state = transformers.AutoModelForMaskedLM.from_pretrained(path, **kwargs).state_dict()
+        for dense, norm, bias in self.HF_PREDICTION_HEADS:
+            if f'{dense}.weight' in state:
+                break
+        else:
+            raise KeyError(f'MLMHead.load_hf_prediction_head: {name_or_path!r} has no masked-LM prediction head '
+                           f'(looked for {[d for d, _, _ in self.HF_PREDICTION_HEADS]})')
+        pairs = [(self.dense.weight, f'{dense}.weight'), (self.dense.bias, f'{dense}.bias'),
+                 (self.norm.weight, f'{norm}.weight'), (self.norm.bias, f'{norm}.bias'), (self.bias, bias)]
+        for param, key in pairs:
+            if tuple(state[key].shape) != tuple(param.shape):
+                raise KeyError(f'MLMHead.load_hf_prediction_head: {key} of {name_or_path!r} is '
+                               f'{tuple(state[key].shape)}, the head needs {tuple(param.shape)}')
+            param.copy_(state[key])
+
     def mask(self, input_ids: Tensor, attention_mask: Tensor, tokenizer,
              generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
         """Mask a tokenized batch by the head's rule (``masking``).

@@ -2,5 +2,6 @@
 ``models/multimodal/<algo>/``); grounding detectors live in ``models/detectors/``."""
 from .base import BaseVLModel, VisionLanguageMixin
 from .fiber import FIBERVQA, FIBERCoarse, FIBERCoarseBase
+from .xvlm import XVLM
 
-__all__ = ['BaseVLModel', 'VisionLanguageMixin', 'FIBERCoarse', 'FIBERVQA', 'FIBERCoarseBase']
+__all__ = ['BaseVLModel', 'VisionLanguageMixin', 'FIBERCoarse', 'FIBERVQA', 'FIBERCoarseBase', 'XVLM']
