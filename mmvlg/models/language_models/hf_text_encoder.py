@@ -1,8 +1,10 @@
 """Hugging Face text encoders (BERT, RoBERTa, ...) for grounding models, on transformers 5.x."""
+import copy
 import os
 import os.path as osp
+import re
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -241,6 +243,15 @@ class HFTextEncoder(BaseModule):
     (normal(0, ``initializer_range``) weights, zero biases), also when the encoder weights are pretrained, and
     live in :attr:`cross_attns` (keys ``cross_attns.<layer>.self.query.weight``, ...).
 
+    With ``cross_attention=dict(start=6, num_contexts=2)`` (X-VLM's NLVR2 encoder for two images) every layer of
+    ``[start, end)`` is replicated in place, one copy per context: copy ``j`` of layer ``i`` is layer
+    ``start + num_contexts * (i - start) + j`` (self-attention, cross-attention to context ``j`` and FFN; the
+    text passes through the copies one after the other), and the copies of one layer share their cross-attention
+    key and value projections (``shared``), as the authors' ``share_cross_attention``. :meth:`forward_layers` then
+    takes a list of ``num_contexts`` contexts. A state dict of the single-context layout (e.g. an X-VLM
+    pre-training checkpoint, layers ``0 .. num_layers - 1`` before the replication) is expanded when loaded: each
+    layer and cross-attention block of ``[start, end)`` goes to all its copies (:meth:`expand_state_dict`).
+
     Args:
         name_or_path (str, optional): Pretrained model folder or hub name.
         model_config (dict, optional): ``model_type`` (``'bert'``/``'roberta'``) and the fields of the
@@ -256,8 +267,10 @@ class HFTextEncoder(BaseModule):
             weight comes from a converted checkpoint (``tools/model_converters/mdetr_to_mmvlg.py``); then the
             folder needs no weight file. Defaults to True.
         cross_attention (dict, optional): ``start`` (first layer with a cross-attention block), ``end`` (one
-            past the last; default: the number of layers) and ``context_dims`` (width of the context tokens;
-            default: the encoder's width). None: no cross-attention.
+            past the last; default: the number of layers), ``context_dims`` (width of the context tokens;
+            default: the encoder's width), ``num_contexts`` (default 1; n > 1: the layers of ``[start, end)`` are
+            replicated n times, see above) and ``shared`` (the cross-attention projections the n copies of a layer
+            share; default ``('key', 'value')``). None: no cross-attention.
     """
 
     def __init__(self, name_or_path: Optional[str] = None, model_config: Optional[dict] = None,
@@ -303,18 +316,27 @@ class HFTextEncoder(BaseModule):
         if frozen:
             self.model.requires_grad_(False)
         self.cross_attns = nn.ModuleDict()
+        self.num_contexts = 1
+        self.context_index: Dict[int, int] = {}  # cross-attention layer -> the context it attends to
+        self._single_context_layers: Optional[Tuple[int, int, int]] = None  # (start, end, num_layers) before copies
         if cross_attention is not None:
             self._build_cross_attention(**cross_attention)
 
     # ------------------------------------------------------------------------------------ construction
-    def _build_cross_attention(self, start: int, end: Optional[int] = None, context_dims: Optional[int] = None
-                               ) -> None:
+    def _build_cross_attention(self, start: int, end: Optional[int] = None, context_dims: Optional[int] = None,
+                               num_contexts: int = 1, shared: Sequence[str] = ('key', 'value')) -> None:
         n = self.num_layers
         end = n if end is None else end
         if not 0 <= start < end <= n:
             raise ValueError(f'HFTextEncoder: cross_attention layers [{start}, {end}) must lie in [0, {n})')
+        if not isinstance(num_contexts, int) or num_contexts < 1:
+            raise ValueError(f'HFTextEncoder: cross_attention.num_contexts must be an int >= 1, got {num_contexts!r}')
         config = self.model.config
         self.context_dims = context_dims or self.embed_dims
+        self.num_contexts = num_contexts
+        if num_contexts > 1:
+            self._replicate_layers(start, end, num_contexts)
+            end = start + num_contexts * (end - start)
         for i in range(start, end):
             attn_cls = type(self.layers[i].attention)
             try:
@@ -326,7 +348,87 @@ class HFTextEncoder(BaseModule):
                 inner.key = nn.Linear(self.context_dims, inner.all_head_size)
                 inner.value = nn.Linear(self.context_dims, inner.all_head_size)
             self.cross_attns[str(i)] = block
+            self.context_index[i] = (i - start) % num_contexts
+        if num_contexts > 1:
+            names = list(shared)
+            unknown = [m for m in names if not isinstance(getattr(self.cross_attns[str(start)].self, m, None),
+                                                          nn.Module)]
+            if unknown:
+                raise ValueError(f'HFTextEncoder: cross_attention.shared names {unknown}, not projections of the '
+                                 'cross-attention (e.g. query, key, value)')
+            for i in range(start, end, num_contexts):
+                first = self.cross_attns[str(i)].self
+                for j in range(1, num_contexts):
+                    for m in names:  # one module in every copy: the same parameters
+                        setattr(self.cross_attns[str(i + j)].self, m, getattr(first, m))
         self._init_cross_attention()
+
+    def _replicate_layers(self, start: int, end: int, copies: int) -> None:
+        """Replace each layer of ``[start, end)`` by ``copies`` consecutive copies of it (same weights)."""
+        self._single_context_layers = (start, end, self.num_layers)
+        old = list(self.layers)
+        new = old[:start]
+        for i in range(start, end):
+            new += [old[i]] + [copy.deepcopy(old[i]) for _ in range(copies - 1)]
+        new += old[end:]
+        self.model.encoder.layer = nn.ModuleList(new)
+        self.model.config.num_hidden_layers = len(new)
+        for k, layer in enumerate(new):  # the cache index of each attention (not used by mmvlg, kept consistent)
+            for m in layer.modules():
+                if hasattr(m, 'layer_idx'):
+                    m.layer_idx = k
+
+    def expand_state_dict(self, state_dict: Dict[str, Tensor], prefix: str = '') -> Dict[str, Tensor]:
+        """Map a state dict of the single-context layout (before the ``num_contexts`` replication: the layers
+        ``0 .. L-1`` of the checkpoint's encoder) to this encoder's: the keys of layer ``i`` of ``[start, end)``
+        (``model.encoder.layer.<i>.*`` and ``cross_attns.<i>.*``) are given to each of its copies, later layers
+        are shifted. A state dict that is not of that layout (its largest layer index is not ``L - 1``) is
+        returned as is.
+
+        Args:
+            state_dict (dict): Keys with ``prefix`` (e.g. ``'language_model.'``), of any module.
+            prefix (str): The encoder's prefix in ``state_dict``.
+
+        Returns:
+            dict: A new dict (or ``state_dict`` itself when nothing is to be mapped).
+        """
+        if self._single_context_layers is None:
+            return state_dict
+        start, end, n_single = self._single_context_layers
+        pattern = re.compile(rf'^{re.escape(prefix)}(model\.encoder\.layer|cross_attns)\.(\d+)\.(.*)$')
+        found = [int(m.group(2)) for m in map(pattern.match, state_dict) if m]
+        if not found or max(found) != n_single - 1:
+            return state_dict
+        copies = self.num_contexts
+        out = {}
+        for key, value in state_dict.items():
+            m = pattern.match(key)
+            if m is None:
+                out[key] = value
+                continue
+            i = int(m.group(2))
+            if i < start:
+                targets = [i]
+            elif i < end:
+                targets = [start + copies * (i - start) + j for j in range(copies)]
+            else:
+                targets = [i + (copies - 1) * (end - start)]
+            for t in targets:
+                out[f'{prefix}{m.group(1)}.{t}.{m.group(3)}'] = value
+        return out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if self._single_context_layers is not None:
+            expanded = self.expand_state_dict(state_dict, prefix)
+            if expanded is not state_dict:  # in place: the children read their keys from this dict afterwards
+                from mmengine.logging import print_log
+                print_log(f'HFTextEncoder ({prefix or "root"}): a single-context state dict; layers '
+                          f'{self._single_context_layers[:2]} and their cross-attention copied to each of the '
+                          f'{self.num_contexts} contexts\' copies', logger='current')
+                for key in [k for k in state_dict if k.startswith(prefix)]:
+                    del state_dict[key]
+                state_dict.update(expanded)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def _init_cross_attention(self) -> None:
@@ -366,7 +468,9 @@ class HFTextEncoder(BaseModule):
         if self.name_or_path is not None and self.pretrained_weights:
             path, kwargs = self._pretrained_source()
             pretrained = transformers.AutoModel.from_pretrained(path, add_pooling_layer=self.use_pooler, **kwargs)
-            self.model.load_state_dict(pretrained.state_dict(), strict=True)
+            weights = {f'model.{k}': v for k, v in pretrained.state_dict().items()}
+            weights = self.expand_state_dict(weights)  # the layer copies of num_contexts > 1
+            self.model.load_state_dict({k[len('model.'):]: v for k, v in weights.items()}, strict=True)
             del pretrained
         else:
             # Hugging Face skips modules and tensors flagged as initialized (e.g. loaded): clear the flags.
@@ -395,6 +499,12 @@ class HFTextEncoder(BaseModule):
     def cross_attention_layers(self) -> List[int]:
         """The indices of the layers that have a cross-attention block."""
         return sorted(int(k) for k in self.cross_attns)
+
+    def cross_attention_groups(self) -> List[List[int]]:
+        """The cross-attention layers grouped by the layer they copy (``num_contexts`` each; one each when 1)."""
+        layers = self.cross_attention_layers
+        n = self.num_contexts
+        return [layers[k:k + n] for k in range(0, len(layers), n)]
 
     # -------------------------------------------------------------------------------------- tokenize
     def tokenize(self, texts: List[str], device=None) -> Dict[str, Tensor]:
@@ -511,10 +621,12 @@ class HFTextEncoder(BaseModule):
         return out.dropout(out.dense(layer.intermediate(h))) + h
 
     def forward_layers(self, hidden: Tensor, attention_mask: Optional[Tensor] = None, start: int = 0,
-                       end: Optional[int] = None, context: Optional[Tensor] = None,
-                       context_mask: Optional[Tensor] = None) -> Tensor:
+                       end: Optional[int] = None, context: Union[Tensor, Sequence[Tensor], None] = None,
+                       context_mask: Union[Tensor, Sequence[Optional[Tensor]], None] = None) -> Tensor:
         """Run layers ``start .. end-1`` on ``hidden``; with ``context``, the layers of the range that have a
-        cross-attention block attend to it (the others do not).
+        cross-attention block attend to it (the others do not). With ``cross_attention.num_contexts`` n > 1,
+        ``context`` is a list of n tensors (and ``context_mask`` None or a list of n masks or Nones): each
+        cross-attention layer attends to the context of its copy (:attr:`context_index`).
 
         Args:
             hidden (Tensor): (bs, L, C) the input of layer ``start`` (:meth:`embed`'s output for 0, or any
@@ -538,10 +650,27 @@ class HFTextEncoder(BaseModule):
         if attention_mask is None:
             attention_mask = hidden.new_ones(hidden.shape[:2], dtype=torch.long)
         layer_mask = self.self_attention_mask(hidden, attention_mask)
-        ctx_mask = self.cross_attention_mask(hidden, context, context_mask) if context is not None else None
+        if self.num_contexts > 1 and context is not None:
+            if not isinstance(context, (list, tuple)) or len(context) != self.num_contexts:
+                raise ValueError(f'HFTextEncoder: the cross-attention layers attend to {self.num_contexts} contexts '
+                                 '(cross_attention.num_contexts): give context as a list of that many tensors, '
+                                 f'got {type(context).__name__}')
+            masks = [None] * self.num_contexts if context_mask is None else list(context_mask)
+            if len(masks) != self.num_contexts:
+                raise ValueError(f'HFTextEncoder: {len(masks)} context masks for {self.num_contexts} contexts')
+            contexts = list(context)
+            ctx_masks = [self.cross_attention_mask(hidden, c, m) for c, m in zip(contexts, masks)]
+        elif isinstance(context, (list, tuple)):
+            raise ValueError('HFTextEncoder: a list of contexts needs cross_attention.num_contexts > 1; this encoder '
+                             'has one context: give one tensor')
+        else:
+            contexts = [context]
+            ctx_masks = [self.cross_attention_mask(hidden, context, context_mask) if context is not None else None]
         for i in range(start, end):
             use = context is not None and i in cross
-            hidden = self.forward_layer(i, hidden, layer_mask, context if use else None, ctx_mask if use else None)
+            j = self.context_index.get(i, 0)
+            hidden = self.forward_layer(i, hidden, layer_mask, contexts[j] if use else None,
+                                        ctx_masks[j] if use else None)
         return hidden
 
     # ---------------------------------------------------------------------------------------- encode
