@@ -1,3 +1,4 @@
+from .answer_generation_head import AnswerGenerationHead, causal_attention_mask
 from .box_regression_head import BoxRegressionHead
 from .fiber_head import FIBERHead, GroundingDyHeadModule
 from .itc_head import ITCHead
@@ -10,5 +11,5 @@ from .vqa_head import VQAHead, load_answer_list
 __all__ = [
     'MDETRHead', 'TokenGroundingHead', 'FIBERHead', 'GroundingDyHeadModule', 'ITCHead', 'ITMHead',
     'sample_hard_negatives', 'ids_tensor', 'itm_pairs', 'MLMHead', 'mask_tokens_by_count', 'VQAHead',
-    'load_answer_list', 'BoxRegressionHead'
+    'load_answer_list', 'BoxRegressionHead', 'AnswerGenerationHead', 'causal_attention_mask'
 ]

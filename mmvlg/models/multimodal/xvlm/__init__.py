@@ -2,5 +2,6 @@
 from .xvlm import XVLM
 from .xvlm_grounding import XVLMGrounding, XVLMWeakGrounding
 from .xvlm_nlvr import XVLMNLVR, XVLMNLVRPretrain
+from .xvlm_vqa import XVLMVQA
 
-__all__ = ['XVLM', 'XVLMGrounding', 'XVLMWeakGrounding', 'XVLMNLVR', 'XVLMNLVRPretrain']
+__all__ = ['XVLM', 'XVLMGrounding', 'XVLMWeakGrounding', 'XVLMVQA', 'XVLMNLVR', 'XVLMNLVRPretrain']

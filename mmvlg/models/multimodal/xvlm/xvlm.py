@@ -86,6 +86,10 @@ class XVLM(ImageTextRetrievalMixin, BaseVLModel):
         init_cfg (dict, optional): Initialization config.
     """
 
+    #: Whether the model needs one of the pre-training heads (a downstream model with heads of its own, e.g.
+    #: :class:`XVLMVQA`, sets False).
+    requires_pretraining_head: bool = True
+
     def __init__(self, vision_encoder: ConfigType, language_model: ConfigType, itc_head: OptConfigType = None,
                  itm_head: OptConfigType = None, mlm_head: OptConfigType = None, bbox_head: OptConfigType = None,
                  fusion_layer: Optional[int] = None, region_loss_weight: float = 1.0,
@@ -120,7 +124,8 @@ class XVLM(ImageTextRetrievalMixin, BaseVLModel):
                 self.mlm_head.tie_weights(lm.word_embeddings)
         if bbox_head is not None:
             self.bbox_head = MODELS.build(dict(dict(in_channels=self.text_dims), **bbox_head))
-        if all(h is None for h in (self.itc_head, self.itm_head, self.mlm_head, self.bbox_head)):
+        if self.requires_pretraining_head and all(
+                h is None for h in (self.itc_head, self.itm_head, self.mlm_head, self.bbox_head)):
             raise ValueError('XVLM: give at least one of itc_head, itm_head, mlm_head and bbox_head')
         self.region_loss_weight = float(region_loss_weight)
         self.bbox_on_whole_image = bool(bbox_on_whole_image)
