@@ -273,3 +273,15 @@ def test_tiny_nlvr2_config_trains(tmp_path):
     assert 'train/loss_nlvr' in scalars and 'train/acc_nlvr' in scalars
     assert 0 <= scalars['val/nlvr2/accuracy'].current() <= 100
     assert any(k.startswith('val/nlvr2/accuracy_') for k in scalars)
+
+
+def test_reference_configs_use_the_released_settings():
+    ft = Config.fromfile(osp.join(CONFIGS, 'xvlm-nlvr2_swin-b_bert-base_8xb10-10e_nlvr2.py'))
+    assert ft.model.type == 'XVLMNLVR' and ft.model.language_model.cross_attention == dict(start=6, num_contexts=2)
+    assert ft.train_dataloader.batch_size == 10 and ft.train_cfg.max_epochs == 10
+    assert ft.optim_wrapper.optimizer.lr == 3e-5 and ft.optim_wrapper.paramwise_cfg.custom_keys == {
+        'cls_head': dict(lr_mult=2.0)}
+    assert ft.model.vision_encoder.img_size == 384 and ft.model.vision_encoder.window_size == 12
+    pre = Config.fromfile(osp.join(CONFIGS, 'xvlm-nlvr2-pretrain_swin-b_bert-base_8xb32-1e_4m.py'))
+    assert pre.model.type == 'XVLMNLVRPretrain' and pre.model.cls_head is None and pre.model.neither_prob == 1 / 3
+    assert pre.train_cfg.max_iters == -(-5114489 // (32 * 8))  # one epoch of the 4M pairs
