@@ -192,3 +192,15 @@ def test_tiny_config_trains_a_few_iterations(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
     metrics = runner.val_loop.run()
     assert 0.0 <= metrics['vqa/accuracy'] <= 100.0
+
+
+def test_reference_config_settings():
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'xvlm', 'xvlm-vqa_swin-b_bert-base_8xb24-10e_vqav2.py'))
+    m = cfg.model
+    assert m.type == 'XVLMVQA' and m.k_test == 128 and m.answer_head.num_layers == 6
+    assert m.vision_encoder.img_size == 384 and m.vision_encoder.window_size == 12
+    assert m.language_model.max_length == 40 and m.language_model.cross_attention == dict(start=6)
+    assert cfg.optim_wrapper.optimizer.lr == 5e-5 and cfg.train_cfg.max_epochs == 10
+    assert cfg.train_dataloader.batch_size == 24
+    keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
+    assert len(keys) == 12 and all(v == dict(lr_mult=2.0) for v in keys.values())
