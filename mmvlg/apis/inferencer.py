@@ -560,8 +560,9 @@ class GroundingInferencer(BaseInferencer):
         MDETR*: the model's encoder ``cross_modal_attention`` (``layers``: encoder layers). FIBER: the fused
         text layers' text-to-image cross-attention, recorded with forward hooks
         (:func:`~mmvlg.visualization.attention.fusion_text_to_image_attention`; ``layers``: fused layers
-        0 .. ``num_fusion_layers - 1``), averaged over the expression's tokens. The map (on the token grid of the
-        padded input) is upsampled
+        0 .. ``num_fusion_layers - 1``), averaged over the expression's tokens. A model with a ``gradcam(inputs,
+        data_samples)`` method (X-VLM's weakly supervised grounding): its Grad-CAM heat map (``layers`` unused).
+        The map (on the token grid of the padded input) is upsampled
         bilinearly to the padded input size, cropped to the valid (unpadded) image and resized back to the
         original image size (undoing the test-time resize).
 
@@ -579,13 +580,16 @@ class GroundingInferencer(BaseInferencer):
         from mmvlg.models.backbones import FIBERBackbone
         from mmvlg.visualization.attention import fusion_text_to_image_attention
         fiber = isinstance(getattr(self.model, 'backbone', None), FIBERBackbone)
-        if not hasattr(self.model, 'cross_modal_attention') and not fiber:
-            raise TypeError(f'{type(self.model).__name__} has neither an encoder cross_modal_attention() (MDETR*) '
-                            'nor a FIBERBackbone with fused text-to-image attention')
+        gradcam = callable(getattr(self.model, 'gradcam', None))
+        if not hasattr(self.model, 'cross_modal_attention') and not fiber and not gradcam:
+            raise TypeError(f'{type(self.model).__name__} has neither an encoder cross_modal_attention() (MDETR*), '
+                            'a FIBERBackbone with fused text-to-image attention nor a gradcam() (X-VLM)')
         _, items = self._pairs(image, text)
         data = self.model.data_preprocessor(self.collate_fn([self.pipeline(items[0])]), False)
         layers = None if layers is None else list(layers)
-        if hasattr(self.model, 'cross_modal_attention'):
+        if gradcam:  # (1, h, w) on the patch grid; it takes its gradients itself
+            att = self.model.gradcam(data['inputs'], data['data_samples'])
+        elif hasattr(self.model, 'cross_modal_attention'):
             att = self.model.cross_modal_attention(data['inputs'], data['data_samples'], layers=layers)
         else:
             att = fusion_text_to_image_attention(self.model, data['inputs'], data['data_samples'], layers=layers)

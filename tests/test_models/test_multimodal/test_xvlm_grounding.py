@@ -229,3 +229,48 @@ def test_weak_predict_ranks_proposals_by_gradcam_score():
     assert out.pred_instances.labels.tolist() == [0, 0, 0]
     with pytest.raises(KeyError, match="sample 3 .*proposals"):
         model(inputs, [_rec_sample('the red circle', [2., 3., 14., 15.], img_id=3)], mode='predict')
+
+
+def _tiny_run_config(name, tmp_path):
+    """The tiny SynthRef config on a 24-scene SynthRef under tmp_path, for a few iterations."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from mmvlg.testing._utils import REPO_ROOT
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'xvlm', name))
+    root = str(tmp_path / 'synthref') + '/'
+    gen = dict(cfg.synthref_generate, num_scenes=dict(train=12, val=4, testA=4, testB=4))
+    loaders = [cfg.train_dataloader, cfg.val_dataloader]
+    for loader in loaders:
+        loader.dataset.data_root = root
+        loader.dataset.generate = gen
+        loader.num_workers = 0
+        loader.persistent_workers = False
+        for step in loader.dataset.pipeline:
+            if step['type'] == 'LoadProposals':
+                step['proposal_file'] = step['proposal_file'].replace(cfg.data_root, root)
+    cfg.train_dataloader.batch_size = 8
+    cfg.val_dataloader.batch_size = 8
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=3, val_interval=3)
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3)]
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=3)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(type='LogProcessor', by_epoch=False)
+    cfg.work_dir = str(tmp_path / 'work')
+    return cfg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['xvlm-rec_vit-tiny_bert-tiny_1xb32-3e_synthref.py',
+                                  'xvlm-rec-weak_vit-tiny_bert-tiny_1xb32-3e_synthref.py'])
+def test_tiny_config_trains_a_few_iterations(name, tmp_path):
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(_tiny_run_config(name, tmp_path))
+    before = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    runner.train()
+    after = runner.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    metrics = runner.val_loop.run()
+    assert 0.0 <= metrics['refexp/Prec@1'] <= 100.0

@@ -1,0 +1,68 @@
+"""demo/xvlm_gradcam_demo.py writes a picture (heat map beside the image, the best proposal on both), and
+GroundingInferencer.attention_map gives a model's Grad-CAM map in original-image pixels."""
+import importlib.util
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmvlg.apis import GroundingInferencer
+from mmvlg.registry import MODELS
+from mmvlg.testing._utils import REPO_ROOT
+from mmvlg.utils import register_all_modules
+
+DEMO = osp.join(REPO_ROOT, 'demo', 'xvlm_gradcam_demo.py')
+WEAK = osp.join(REPO_ROOT, 'configs', 'xvlm', 'xvlm-rec-weak_vit-tiny_bert-tiny_1xb32-3e_synthref.py')
+
+
+def _demo_module():
+    spec = importlib.util.spec_from_file_location('xvlm_gradcam_demo', DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    register_all_modules()
+    root = tmp_path_factory.mktemp('gradcam_demo')
+    cfg = Config.fromfile(WEAK)
+    torch.manual_seed(0)
+    checkpoint = str(root / 'weak.pth')
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(), 'meta': {}}, checkpoint)
+    image = str(root / 'scene.png')
+    cv2.imwrite(image, np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8))
+    return dict(root=root, checkpoint=checkpoint, image=image)
+
+
+def test_attention_map_of_a_gradcam_model(files):
+    # the config's test pipeline has LoadProposals: an annotation step, left out at inference
+    inferencer = GroundingInferencer(WEAK, files['checkpoint'], device='cpu')
+    heat = inferencer.attention_map(files['image'], 'the small purple triangle')
+    assert heat.shape == (48, 80) and heat.dtype == np.float32 and np.isfinite(heat).all() and heat.max() > 0
+
+
+def test_demo_writes_a_picture(files, capsys):
+    demo = _demo_module()
+    out = str(files['root'] / 'cam.jpg')
+    result = demo.main([files['image'], 'the small purple triangle', WEAK, files['checkpoint'], '--out-file', out,
+                        '--device', 'cpu', '--proposals', '0,0,40,24', '40,24,80,48', '10,10,20,20',
+                        '--min-size', '0'])
+    drawing = cv2.imread(out)
+    assert drawing is not None and drawing.shape[1] >= 2 * 80 and drawing.shape[0] > 48
+    assert result['bbox'] in ([0, 0, 40, 24], [40, 24, 80, 48], [10, 10, 20, 20])
+    assert len(result['scores']) == 3 and result['score'] == max(result['scores'])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])['out_file'] == out
+    # from a proposal file; an image the file lacks is an error naming it
+    props = files['root'] / 'dets.json'
+    props.write_text(json.dumps({'7': [[0, 0, 40, 24], [40, 24, 40, 24]]}))
+    result = demo.main([files['image'], 'the red circle', WEAK, files['checkpoint'], '--out-file', out,
+                        '--device', 'cpu', '--proposal-file', str(props), '--image-id', '7'])
+    assert result['bbox'] in ([0, 0, 40, 24], [40, 24, 80, 48])
+    with pytest.raises(KeyError, match='dets.json has no proposals for image 8'):
+        demo.main([files['image'], 'the red circle', WEAK, files['checkpoint'], '--out-file', out,
+                   '--device', 'cpu', '--proposal-file', str(props), '--image-id', '8'])
