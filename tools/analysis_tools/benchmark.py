@@ -105,9 +105,14 @@ def build_model(cfg: Config, checkpoint: Optional[str], device: str) -> torch.nn
 
 def synthetic_batch(batch: int, shape: List[int], text: str, seed: int) -> dict:
     """``batch`` random images of ``shape`` (H, W) with one expression and one box (inside the image) each,
-    as the data pipeline produces them."""
-    return demo_grounding_batch(batch_size=batch, image_shapes=[tuple(shape)] * batch, texts=[text] * batch,
+    as the data pipeline produces them; the expression is also the box's region text (``region_texts``,
+    ``region_is_image``) for region-text models."""
+    data = demo_grounding_batch(batch_size=batch, image_shapes=[tuple(shape)] * batch, texts=[text] * batch,
                                 num_boxes=1, seed=seed)
+    for ds in data['data_samples']:  # the box's text too, for region-text models (X-VLM's interface 2)
+        ds.set_metainfo(dict(region_texts=[text] * len(ds.gt_instances),
+                             region_is_image=[False] * len(ds.gt_instances)))
+    return data
 
 
 def real_batches(cfg: Config, batch: int, seed: int) -> Iterator[dict]:
