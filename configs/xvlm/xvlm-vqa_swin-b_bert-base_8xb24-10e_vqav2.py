@@ -16,8 +16,9 @@
 #   --cfg-options load_from=/path/to/xvlm_4m_mmvlg.pth model.language_model.name_or_path=/path/to/bert-base-uncased
 # Differences from the release, by the data mmvlg reads: the authors also train on val and on Visual Genome QA
 # (vg_qa.json, each answer weighted 0.5), in ALBEF's JSON format; here train2014 alone (add val2014 to the training
-# ConcatDataset for test-dev). Their answers outside the answer list are trained on; VQAv2Dataset keeps the listed
-# ones (answer_labels). Their RandAugment and the flip of images whose question and answers name no left/right are
+# ConcatDataset for test-dev). Their answers outside the answer list are trained on; here only the listed ones
+# (answer_labels), the others counted in a warning (unlisted_answers='warn'; 'error' stops at the first). Their
+# RandAugment and the flip of images whose question and answers name no left/right are
 # left out; their answers end with two [SEP] tokens (answer_suffix='[SEP]', set below).
 _base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/default_runtime.py']
 
@@ -60,7 +61,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(ann_file='vqav2/v2_OpenEnded_mscoco_train2014_questions.json',
                  answer_file='vqav2/v2_mscoco_train2014_annotations.json', data_prefix=dict(img='coco/train2014/'),
-                 pipeline=train_pipeline, **common))
+                 unlisted_answers='warn', pipeline=train_pipeline, **common))
 val_dataloader = dict(
     batch_size=32, num_workers=4, persistent_workers=True, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),

@@ -15,6 +15,7 @@ accuracy uses, so a target and the metric agree on what matches.
 """
 import json
 import os.path as osp
+import warnings
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -37,6 +38,7 @@ from .validation import (
 )
 
 SCORE_TYPES = ('vqa', 'min3')
+UNLISTED_ANSWERS = ('ignore', 'warn', 'error')
 
 
 def answer_soft_score(count: int, num_answers: int = 10, score_type: str = 'vqa') -> float:
@@ -131,6 +133,11 @@ class VQAv2Dataset(SampleSeedingMixin, BaseDataset):
         max_image_size (int, optional): Largest allowed image side in pixels. Defaults to 8192; None: no limit.
         text_encoder (dict, optional): The model's text encoder config (``name_or_path`` or ``tokenizer``, and
             ``max_length``); when given, questions longer than ``max_length`` tokens are counted in a warning.
+        unlisted_answers (str): Training (not ``test_mode``) with ``answer_list``: what an annotator's answer
+            outside the vocabulary does. ``'ignore'`` (default): it gets no label (a classifier cannot output it;
+            X-VLM's generator is not trained on it); ``'warn'``: the same, and the answers left out are counted in
+            one warning naming the first question; ``'error'``: an :class:`AnnotationError` naming the file, the
+            question id and the answer.
         **kwargs: :class:`mmengine.dataset.BaseDataset` arguments (``data_root``, ``data_prefix=dict(img=...)``,
             ``pipeline``, ``test_mode``, ...).
 
@@ -145,7 +152,11 @@ class VQAv2Dataset(SampleSeedingMixin, BaseDataset):
                  img_template: str = 'COCO_{data_subtype}_{image_id:012d}.jpg', score_type: str = 'vqa',
                  filter_unanswerable: Optional[bool] = None, split: Optional[str] = None, check_images: bool = True,
                  skip_invalid: bool = False, max_image_size: Optional[int] = DEFAULT_MAX_IMAGE_SIZE,
-                 text_encoder: Optional[dict] = None, **kwargs) -> None:
+                 text_encoder: Optional[dict] = None, unlisted_answers: str = 'ignore', **kwargs) -> None:
+        if unlisted_answers not in UNLISTED_ANSWERS:
+            raise ValueError(f'VQAv2Dataset: unlisted_answers must be one of {UNLISTED_ANSWERS}, got '
+                             f'{unlisted_answers!r}')
+        self.unlisted_answers = unlisted_answers
         if score_type not in SCORE_TYPES:
             raise ValueError(f'VQAv2Dataset: score_type must be one of {SCORE_TYPES}, got {score_type!r}')
         self.answer_file, self.answer_list, self.img_template = answer_file, answer_list, img_template
@@ -234,7 +245,7 @@ class VQAv2Dataset(SampleSeedingMixin, BaseDataset):
         filter_unanswerable = (not self.test_mode) if self.filter_unanswerable is None else self.filter_unanswerable
         img_prefix = self.data_prefix.get('img', '')
         checker = ImageFileChecker(self.max_image_size)
-        data_list, dropped, skipped = [], 0, []
+        data_list, dropped, skipped, unlisted = [], 0, [], []
         for q in questions:
             qid = q['question_id']
             try:
@@ -262,6 +273,15 @@ class VQAv2Dataset(SampleSeedingMixin, BaseDataset):
                         info[key] = ann[key]
                 if index is not None:
                     counts = Counter(normalize_answer(a) for a in ann['answers'])
+                    outside = [a for a in counts if a not in index]
+                    if outside and not self.test_mode and self.unlisted_answers != 'ignore':
+                        listed = self.answer_list if isinstance(self.answer_list, str) else '(given as a list)'
+                        where = (f'{self._join(self.answer_file)}: question {qid} has the answer {outside[0]!r}, '
+                                 f'which is not in the answer list {listed}')
+                        if self.unlisted_answers == 'error':
+                            raise AnnotationError(f'{where} (unlisted_answers=\'warn\' trains on the listed answers '
+                                                  'only and counts the others)')
+                        unlisted.append((where, sum(counts[a] for a in outside)))
                     labels = sorted({index[a] for a in counts if a in index})
                     by_label = {index[a]: c for a, c in counts.items() if a in index}
                     info['answer_labels'] = labels
@@ -272,6 +292,10 @@ class VQAv2Dataset(SampleSeedingMixin, BaseDataset):
                         continue
             data_list.append(info)
         warn_skipped(self.ann_file, skipped, 'question(s)')
+        if unlisted:
+            warnings.warn(f'VQAv2Dataset: {sum(n for _, n in unlisted)} annotator answers of {len(unlisted)} '
+                          f'questions are not in the answer list and get no training label (unlisted_answers='
+                          f'\'warn\'); first: {unlisted[0][0]}')
         if not data_list:
             raise AnnotationError(f'{self.ann_file}: no question left ({dropped} without an answer in the vocabulary, '
                                   f'{len(skipped)} skipped as invalid)')

@@ -204,3 +204,32 @@ def test_reference_config_settings():
     assert cfg.train_dataloader.batch_size == 24
     keys = cfg.optim_wrapper.paramwise_cfg.custom_keys
     assert len(keys) == 12 and all(v == dict(lr_mult=2.0) for v in keys.values())
+
+
+def test_unlisted_answers_of_the_training_data(tmp_path):
+    """An annotator's answer outside the answer list: no label (default), a counted warning, or an error naming
+    the file and the question."""
+    import json
+    import warnings
+
+    from mmvlg.datasets import VQAv2Dataset
+    from mmvlg.datasets.validation import AnnotationError
+    q = dict(data_subtype='train', questions=[dict(question_id=7, image_id=1, question='what color is it?'),
+                                              dict(question_id=8, image_id=1, question='is there a circle?')])
+    a = dict(annotations=[dict(question_id=7, image_id=1, answers=['red'] * 8 + ['crimson'] * 2),
+                          dict(question_id=8, image_id=1, answers=['yes'] * 10)])
+    (tmp_path / 'q.json').write_text(json.dumps(q))
+    (tmp_path / 'a.json').write_text(json.dumps(a))
+    common = dict(ann_file=str(tmp_path / 'q.json'), answer_file=str(tmp_path / 'a.json'), answer_list=ANSWERS,
+                  check_images=False, serialize_data=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        data = VQAv2Dataset(**common)
+    assert data.get_data_info(0)['answer_labels'] == [0]
+    with pytest.warns(UserWarning, match=r"2 annotator answers of 1 questions .* question 7 has the answer 'crimson'"):
+        VQAv2Dataset(unlisted_answers='warn', **common)
+    with pytest.raises(AnnotationError, match=r"a.json: question 7 has the answer 'crimson'"):
+        VQAv2Dataset(unlisted_answers='error', **common)
+    VQAv2Dataset(unlisted_answers='error', test_mode=True, **common)  # evaluation reads every answer
+    with pytest.raises(ValueError, match='unlisted_answers'):
+        VQAv2Dataset(unlisted_answers='skip', **common)
