@@ -101,6 +101,8 @@ def test_xvlm_reference_config_numbers(name):
         assert all(s.convert_to_iter_based for s in scheduler)
         assert model.vision_encoder.window_size == 12 and model.mlm_head is None and model.bbox_head is None
         assert model.rerank_cfg.add_similarity is False  # the top k ranked by the ITM score alone
+        hook = [h for h in cfg.custom_hooks if h.type == 'CheckpointKeysHook'][0]  # pre-training heads dropped
+        assert set(hook.allow_unexpected) == {r'^mlm_head\.', r'^bbox_head\.'}
         assert cfg.val_cfg.type == 'RetrievalValLoop' and cfg.test_cfg.type == 'RetrievalTestLoop'
         assert cfg.test_evaluator.type == 'RetrievalRecallMetric' and tuple(cfg.test_evaluator.topk) == (1, 5, 10)
         for split in ('train', 'val', 'test'):

@@ -29,6 +29,8 @@ model = dict(
     mlm_head=None,
     bbox_head=None,
     rerank_cfg=dict(k=k_test, add_similarity=False, batch_size=64))
+# a pre-training checkpoint's MLM and box heads are not part of this model (load_from drops them by name)
+custom_hooks = [dict(type='CheckpointKeysHook', allow_unexpected=[r'^mlm_head\.', r'^bbox_head\.'])]
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -8,6 +8,8 @@
 _base_ = ['./xvlm_vit-tiny_bert-tiny_1xb16-3k_synthref-regions.py']
 
 model = dict(mlm_head=None, bbox_head=None, rerank_cfg=dict(k=16, add_similarity=False, batch_size=64))
+# a pre-training checkpoint's MLM and box heads are not part of this model (load_from drops them by name)
+custom_hooks = [dict(type='CheckpointKeysHook', allow_unexpected=[r'^mlm_head\.', r'^bbox_head\.'])]
 
 data_root = 'data/synthref_regions_seed1/'
 generate = dict(num_scenes=dict(train=1000, val=200), image_size=64, seed=1)
