@@ -54,12 +54,52 @@ of error 3e-7 divided by the temperature 0.05; MLM logits 7.7e-6, image tokens 2
 1.8e-7); the tests allow 1e-4. The supervised-grounding layout (``model_bbox.XVLM``: ``BertModel`` text encoder
 and box head) is derived here from the pre-training file as the authors' ``load_pretrained(load_text=True)``
 derives it (``text_encoder.bert.`` -> ``text_encoder.``, the other heads left out) and checked on the boxes.
+
+The VQA and NLVR2 data (``*vqa*``, ``*nlvr*``, ``expected_outputs_vqa_nlvr2.pth``) were produced the same way, in
+another run of the same code, virtual environment and patches, in a second scratch folder:
+
+* BERT ``config.json`` as above but 4 layers, ``fusion_layer`` 2 (text encoder layers 0-1, cross encoder 2-3: the
+  files stay small) and ``encoder_width`` 8; the patched DeiT ViT of ``xvlm-vit_tiny_authors.pth`` (``use_swin:
+  False``, ``patch_size`` 16, ``image_res`` 64); config dicts as above plus, for VQA, ``pad_token_id`` 0,
+  ``num_dec_layers`` 2 and ``eos`` ``'[SEP]'``.
+* ``xvlm-vqa_tiny_authors.pth``: ``models/model_vqa.XVLM`` (``BertModel`` text encoder; the answer decoder
+  ``text_decoder``, a ``BertLMHeadModel`` of 2 layers with cross-attention to the 16-wide question states, its
+  prediction head tied to its own word embeddings), parameters drawn as above from ``manual_seed(3)``.
+  ``xvlm-nlvr_tiny_authors.pth``: ``models/model_nlvr.XVLM`` (each cross layer twice, layers 2-5, the key and value
+  projections of the cross-attention of layers 2k, 2k + 1 one parameter (their ``share_cross_attention``; both keys
+  are in the state dict, equal); ``cls_head`` their ``build_mlp``), from ``manual_seed(4)``. The text-assignment
+  model ``models/model_nlvr_pretrain.XVLM`` was built, given every tensor of the NLVR2 model but ``cls_head`` (its
+  ``load_state_dict`` then misses exactly ``vision_proj`` and ``ta_head``), and those two drawn from
+  ``manual_seed(5)``: ``xvlm-nlvr-ta_tiny_heads_authors.pth`` holds them (a bare state dict); the test rebuilds the
+  text-assignment checkpoint as (NLVR2 state dict without ``cls_head``) + these heads, which is that model's
+  ``state_dict()`` (checked against its saved file there).
+* To keep the files small (< 400 KB together) the float tensors of each state dict were saved as views of one flat
+  storage (``torch.save`` writes one record per storage); keys, values and the shared tensors are those of
+  ``model.state_dict()``.
+* ``expected_outputs_vqa_nlvr2.pth``: ``inputs``: four 64x64 images (``image_codes``, ``codes / 32``, seed 2025),
+  two questions, seven candidate answers (``answers``, tokenized with the suffix ``'[SEP]'`` as their VQA script:
+  ``[CLS] answer [SEP] [SEP]``), ``k`` 4, four (question, answer) training rows ``train_pairs`` and two NLVR2
+  statements, tokenized by mmvlg's word tokenizer (padded to the longest). In eval mode, without gradients:
+  VQA on images 0 and 1: the image tokens, the question states ``text_encoder(question, encoder_hidden_states=image
+  tokens)`` (``question_states``), the first-token probabilities of every answer (softmax of the decoder's logits
+  at the start token alone, at each answer's first word: ``first_probs``), the ``k`` best of them (``first_ids``)
+  and their ``log p(first) - NLL(answer sequence)`` (``log_likelihood``, the sums their ``rank_answer`` ranks by),
+  ``rank_answer`` itself (``rank_ids``, ``rank_probs``; equal to ``forward(train=False)``), the decoder's logits and
+  per-answer losses of the training rows (``answer_logits``, ``answer_nll``: ``reduction='none'``) and
+  ``forward(train=True)`` with ``k`` (2, 2) and ``weights`` (``answer_weights``) (``loss``). NLVR2 on the pairs
+  (images 0, 1) and (2, 3): the image tokens and ``forward(train=False)`` on ``cat([left images, right images])``
+  (``logits``); the text-assignment model: ``get_features`` of the four images (``image_embeds``) and ``ta_head``
+  of the fused [CLS] of each statement over its pair (``logits``).
+
+The largest differences: VQA decoder logits 7.6e-6 (NLL 3.8e-6, question states 8.3e-7, ranking probabilities
+2.7e-7, the same ranking), NLVR2 image tokens 1.4e-6 and logits 2.4e-7, text assignment 3.6e-7.
 """
 import os
 import os.path as osp
 
 import pytest
 import torch
+from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
@@ -298,15 +338,10 @@ def test_decoder_bias_must_be_the_bias(tmp_path):
         _convert_modified(tmp_path, 'swin', change)
 
 
-@pytest.mark.parametrize('key,message', [
-    ('text_decoder.bert.embeddings.word_embeddings.weight', 'no X-VLM VQA model'),
-    ('cls_head.0.weight', 'no X-VLM NLVR2 model'),
-    ('ta_head.weight', 'no X-VLM NLVR2 model'),
-    ('vision_encoder.pos_embed.weight', 'CLIP ViT'),
-])
-def test_unsupported_checkpoints_are_errors(tmp_path, key, message):
-    with pytest.raises(tool.ConversionError, match=message):
-        _convert_modified(tmp_path, 'vit', lambda s: s.__setitem__(key, torch.zeros(2, 2)))
+def test_clip_vit_checkpoint_is_an_error(tmp_path):
+    with pytest.raises(tool.ConversionError, match='CLIP ViT'):
+        _convert_modified(tmp_path, 'vit', lambda s: s.__setitem__('vision_encoder.pos_embed.weight',
+                                                                   torch.zeros(2, 2)))
 
 
 def test_captioning_checkpoint_is_an_error():
@@ -378,3 +413,201 @@ def test_release_base_configs_build_the_authors_sizes():
         assert cfg.bbox_head.mlp.hidden_dims == 1536 and cfg.mlm_head.tie_word_embeddings
     swin = Config.fromfile(osp.join(REPO_ROOT, 'configs', '_base_', 'models', 'xvlm_swin-b_bert-base.py'))
     assert swin.model.vision_encoder.window_size == 7 and swin.model.vision_encoder.depths == (2, 2, 18, 2)
+
+
+# ------------------------------------------------------------------------------------------- VQA and NLVR2
+DOWNSTREAM = dict(vqa='vqa', nlvr='nlvr2', **{'nlvr-ta': 'nlvr2'})  # data-file kind -> the converter's task
+
+
+def downstream_checkpoint(kind: str, tmp_dir) -> str:
+    """The authors' checkpoint of ``kind``; the text-assignment one rebuilt as the test's docstring says."""
+    if kind != 'nlvr-ta':
+        return authors_checkpoint(kind)
+    nlvr = read_authors('nlvr')
+    state = {k: v for k, v in nlvr['model'].items() if not k.startswith('cls_head.')}
+    state.update(torch.load(osp.join(DATA, 'xvlm-nlvr-ta_tiny_heads_authors.pth'), map_location='cpu',
+                            weights_only=True))
+    path = osp.join(str(tmp_dir), 'xvlm-nlvr-ta_tiny_authors.pth')
+    torch.save({'model': state, 'config': nlvr['config']}, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def downstream_expected():
+    return torch.load(osp.join(DATA, 'expected_outputs_vqa_nlvr2.pth'), map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def downstream(tmp_path_factory):
+    """The VQA, NLVR2 and text-assignment checkpoints converted through the command line, and the loaded models."""
+    out = {}
+    for kind in DOWNSTREAM:
+        folder = tmp_path_factory.mktemp(kind)
+        src, dst = downstream_checkpoint(kind, folder), str(folder / 'converted.pth')
+        assert tool.main([src, dst, '--config', config_path(kind)]) == 0
+        model = build_model(kind)
+        load_checkpoint(model, dst, map_location='cpu', strict=True)
+        out[kind] = (src, dst, model.eval())
+    return out
+
+
+def _images(inp) -> torch.Tensor:
+    return inp['image_codes'].float() / 32
+
+
+def test_vqa_answer_ranking_matches_the_authors_code(downstream, downstream_expected):
+    """The question states, the first-token probabilities of every answer, the k candidates' log-likelihoods, the
+    ranking (ids and probabilities, directly and through ``predict``) and the teacher-forced training loss."""
+    _, _, model = downstream['vqa']
+    want, inp = downstream_expected['vqa'], downstream_expected['inputs']
+    images = _images(inp)[:2]
+    k = inp['k']
+    assert model.k_test == k and model.answer_suffix == inp['answer_suffix'] and model.answers == inp['answers']
+    with torch.no_grad():
+        close(model.vision_encoder(images), want['image_tokens'])
+        tok = tokens(model, inp['questions'], inp['question_input_ids'], inp['question_attention_mask'])
+        q = model.encode_questions(images, [DetDataSample(metainfo=dict(text=t)) for t in inp['questions']])
+        close(q['states'], want['question_states'])
+        assert torch.equal(q['mask'], tok['attention_mask'])
+        ans = model.tokenize_answers(inp['answers'])
+        assert torch.equal(ans['input_ids'], inp['answer_input_ids'])
+        assert torch.equal(ans['attention_mask'], inp['answer_attention_mask'])
+        head, ids, mask = model.answer_head, ans['input_ids'], ans['attention_mask']
+        start = ids[:1, :1].expand(2, 1)
+        first = head(start, torch.ones_like(start), q['states'], q['mask'])[:, 0].softmax(-1)
+        close(first.index_select(1, ids[:, 1]), want['first_probs'])
+        ranked = head.rank(q['states'], q['mask'], ids, mask, k)
+        assert torch.equal(ranked['first_ids'], want['first_ids'])
+        rows, flat = torch.arange(2).repeat_interleave(k), ranked['first_ids'].reshape(-1)
+        nll = head.sequence_nll(ids[flat], mask[flat], q['states'][rows], q['mask'][rows]).view(2, k)
+        close(ranked['first_probs'].log() - nll, want['log_likelihood'])
+        assert torch.equal(ranked['ids'], want['rank_ids'])
+        close(ranked['scores'], want['rank_probs'])
+        samples = model.predict(images, [DetDataSample(metainfo=dict(text=t)) for t in inp['questions']])
+        for b, ds in enumerate(samples):
+            assert torch.equal(ds.pred_topk_labels, want['rank_ids'][b])
+            assert ds.pred_answer == inp['answers'][int(want['rank_ids'][b, 0])]
+            close(ds.pred_answer_score, want['rank_probs'][b, 0])
+        # training: the decoder's logits, each answer's NLL and the weighted loss of the (question, answer) rows
+        qi, ai = inp['train_pairs'].unbind(1)
+        close(head(ids[ai], mask[ai], q['states'][qi], q['mask'][qi]), want['answer_logits'])
+        close(head.sequence_nll(ids[ai], mask[ai], q['states'][qi], q['mask'][qi]), want['answer_nll'])
+        loss = head.loss(q['states'], q['mask'], ids[ai], mask[ai], qi, want['answer_weights'])['loss_vqa']
+        close(loss, want['loss'])
+
+
+def test_nlvr2_logits_match_the_authors_code(downstream, downstream_expected):
+    """The classifier logits of each statement over its image pair (samples 2i, 2i+1 of an NLVR2 batch)."""
+    _, _, model = downstream['nlvr']
+    want, inp = downstream_expected['nlvr'], downstream_expected['inputs']
+    images = _images(inp)
+    with torch.no_grad():
+        close(model.vision_encoder(images), want['image_tokens'])
+        tokens(model, inp['statements'], inp['statement_input_ids'], inp['statement_attention_mask'])
+        image = model.vision_encoder(images)
+        close(model.pair_logits(image[0::2], image[1::2], inp['statements']), want['logits'])
+        samples = [DetDataSample(metainfo=dict(text=t, img_id=f's{i}', label=0, image_index=j))
+                   for i, t in enumerate(inp['statements']) for j in (0, 1)]
+        for ds, logits in zip(model.predict(images, samples), want['logits']):
+            close(ds.pred_score, logits.softmax(-1))
+            assert ds.pred_label == int(logits.argmax())
+    # the two copies of each cross layer share their key and value projections, as the authors'
+    cross = model.language_model.cross_attns
+    for i in (2, 4):
+        for name in ('key', 'value'):
+            assert getattr(cross[str(i)].self, name) is getattr(cross[str(i + 1)].self, name)
+        assert cross[str(i)].self.query is not cross[str(i + 1)].self.query
+
+
+def test_nlvr2_text_assignment_matches_the_authors_code(downstream, downstream_expected):
+    """The text-assignment step: the ITC image embeddings (hard negatives) and the ta_head logits; the ITC text
+    projection and temperature, which the authors' model lacks and XVLMNLVRPretrain does not read, are kept."""
+    _, dst, model = downstream['nlvr-ta']
+    want, inp = downstream_expected['nlvr_ta'], downstream_expected['inputs']
+    with torch.no_grad():
+        image = model.vision_encoder(_images(inp))
+        close(model.itc_head.embed_image(image), want['image_embeds'])
+        close(model.pair_logits(image[0::2], image[1::2], inp['statements']), want['logits'])
+    meta = torch.load(dst, map_location='cpu', weights_only=True)['meta']
+    kept = {k.split(':')[0] for k in meta['kept_keys']}
+    assert kept == {'itc_head.temperature', 'itc_head.proj.text_proj.weight', 'itc_head.proj.text_proj.bias'}
+    assert all('XVLMNLVRPretrain reads only itc_head.embed_image' in k for k in meta['kept_keys'])
+
+
+@pytest.mark.parametrize('kind', list(DOWNSTREAM))
+def test_downstream_keys_are_mapped_or_dropped_with_a_reason(kind, downstream):
+    src, dst, _ = downstream[kind]
+    checkpoint = torch.load(dst, map_location='cpu', weights_only=True)
+    meta = checkpoint['meta']
+    assert meta['task'] == DOWNSTREAM[kind] and meta['added_keys'] == []
+    assert (meta['kept_keys'] != []) == (kind == 'nlvr-ta')
+    source = tool.load_authors_checkpoint(src)[0]
+    task, mapped, _, unmapped = tool.map_state(source)
+    assert task == DOWNSTREAM[kind] and unmapped == []
+    used = {s for new, (s, _) in mapped.items() if new in checkpoint['state_dict']}
+    dropped = {d.split(':')[0] for d in meta['dropped_keys']}
+    assert not used & dropped and used | dropped == set(source)
+    if kind == 'vqa':
+        assert dropped == {'text_encoder.embeddings.position_ids', 'text_decoder.bert.embeddings.position_ids',
+                           'text_decoder.cls.predictions.decoder.bias'}
+        assert mapped['answer_head.decoder.cross_attns.1.self.key.weight'][0] == \
+            'text_decoder.bert.encoder.layer.1.crossattention.self.key.weight'
+        assert mapped['answer_head.lm_head.norm.bias'][0] == 'text_decoder.cls.predictions.transform.LayerNorm.bias'
+    else:
+        assert dropped == {'text_encoder.embeddings.position_ids'}
+        # the authors' layer numbering (cross layers 2-5, one copy per image) is mmvlg's
+        assert mapped['language_model.cross_attns.5.self.value.weight'][0] == \
+            'text_encoder.encoder.layer.5.crossattention.self.value.weight'
+    if kind == 'nlvr-ta':
+        assert mapped['itc_head.proj.image_proj.weight'][0] == 'vision_proj.weight'
+
+
+def test_nlvr2_shared_key_value_must_be_equal(tmp_path):
+    """The two copies of a cross layer share one key projection in mmvlg: different tensors in the checkpoint are
+    an error naming both."""
+    def untie(state):
+        key = 'text_encoder.encoder.layer.5.crossattention.self.key.weight'
+        state[key] = state[key] + 1
+    with pytest.raises(tool.ConversionError, match=r'layer\.4\.crossattention\.self\.key\.weight -> language_model\.'
+                                                   r'cross_attns\.4\.self\.key\.weight and .*layer\.5\.crossattention'
+                                                   r'\.self\.key\.weight .*one tensor in the model \(tied\)'):
+        _convert_modified(tmp_path, 'nlvr', untie)
+
+
+def test_vqa_tied_lm_head_must_be_the_decoder_embeddings(tmp_path):
+    def untie(state):
+        key = 'text_decoder.cls.predictions.decoder.weight'
+        state[key] = state[key] + 1
+    with pytest.raises(tool.ConversionError, match=r'text_decoder\.cls\.predictions\.decoder\.weight -> answer_head\.'
+                                                   r'lm_head\.decoder\.weight.*one tensor in the model \(tied\)'):
+        _convert_modified(tmp_path, 'vqa', untie)
+
+    def change_bias(state):
+        state['text_decoder.cls.predictions.decoder.bias'] = state['text_decoder.cls.predictions.bias'] + 1
+    with pytest.raises(tool.ConversionError, match='text_decoder.cls.predictions.decoder.bias is not'):
+        _convert_modified(tmp_path, 'vqa', change_bias)
+
+
+def test_vqa_decoder_of_another_depth_is_an_error(tmp_path):
+    """A 2-layer answer decoder converted into a model with a 1-layer one: the extra layer is named."""
+    model = build_model('vqa', answer_head=dict(type='AnswerGenerationHead', num_layers=1))
+    with pytest.raises(tool.ConversionError, match=r'text_decoder\.bert\.encoder\.layer\.1\.crossattention\.self\.'
+                                                   r'query\.weight -> answer_head\.decoder\.cross_attns\.1'):
+        tool.convert_checkpoint(authors_checkpoint('vqa'), str(tmp_path / 'out.pth'), model)
+
+
+def test_text_assignment_checkpoint_needs_its_own_config(tmp_path):
+    """The text-assignment checkpoint into the NLVR2 model (no ta_head, no itc_head; a cls_head the checkpoint
+    lacks): the ta_head and the missing classifier are named; vision_proj is dropped as an absent ITC head."""
+    src = downstream_checkpoint('nlvr-ta', tmp_path)
+    with pytest.raises(tool.ConversionError) as err:
+        tool.convert_checkpoint(src, str(tmp_path / 'out.pth'), build_model('nlvr'))
+    message = str(err.value)
+    assert 'ta_head.weight -> ta_head.weight' in message and 'cls_head.3.bias' in message
+    assert 'vision_proj' not in message
+
+
+def test_downstream_task_detection():
+    assert tool.detect_task(list(read_authors('vqa')['model'])) == 'vqa'
+    assert tool.detect_task(list(read_authors('nlvr')['model'])) == 'nlvr2'
+    assert tool.detect_task(['vision_encoder.blocks.0.norm1.weight', 'ta_head.weight']) == 'nlvr2'

@@ -18,10 +18,14 @@ task           the authors' model (released checkpoints)    mmvlg model
                ``BertModel`` (``text_encoder.*``)
 ``bbox``       ``model_bbox.XVLM`` (supervised RefCOCO+,    :class:`~mmvlg.models.XVLM` with only the box head (the
                ``Grounding_bbox.py``)                       same ``vision_encoder``/``language_model``/``bbox_head``)
-``vqa``        ``model_vqa.XVLM`` (``text_decoder.*``)      not yet: mmvlg has no X-VLM answer decoder (an error)
-``nlvr2``      ``model_nlvr.XVLM`` (``cls_head.*``; its     not yet: mmvlg has no X-VLM NLVR2 model (an error)
-               text-assignment pre-training ``ta_head.*``)
-``captioning`` ``model_captioning.XVLM``                     mmvlg has no X-VLM captioning model (an error)
+``vqa``        ``model_vqa.XVLM`` (VQA v2; ``text_encoder`` :class:`~mmvlg.models.XVLMVQA` (its answer decoder
+               a ``BertModel``), the answer decoder         :class:`~mmvlg.models.heads.AnswerGenerationHead`,
+               ``text_decoder`` a ``BertLMHeadModel``       ``answer_head``)
+``nlvr2``      ``model_nlvr.XVLM`` (NLVR2: ``cls_head.*``)  :class:`~mmvlg.models.XVLMNLVR` (cross layers duplicated
+               and its text-assignment step                 per image: ``cross_attention.num_contexts=2``) and
+               ``model_nlvr_pretrain.XVLM`` (``ta_head.*``, :class:`~mmvlg.models.XVLMNLVRPretrain` (``ta_head``,
+               ``vision_proj.*``)                           ``itc_head``)
+``captioning`` ``model_captioning.XVLM``                    mmvlg has no X-VLM captioning model (an error)
                (``text_decoder.*``, no ``text_encoder.*``)
 ============== ============================================ ==========================================================
 
@@ -39,6 +43,22 @@ Hugging Face BERT of :class:`~mmvlg.models.language_models.HFTextEncoder` (``lan
 ``cls.predictions.{transform.dense, transform.LayerNorm, decoder, bias}`` -> ``mlm_head.{dense, norm, decoder,
 bias}``.
 
+VQA: the answer decoder ``text_decoder.bert.*`` is a BERT like the text encoder and maps by the same rules into
+``answer_head.decoder.*`` (its layer ``N``'s ``crossattention`` -> ``answer_head.decoder.cross_attns.N``, reading the
+question states), its prediction head ``text_decoder.cls.predictions.*`` -> ``answer_head.lm_head.*`` (the output
+matrix tied to the decoder's own word embeddings, checked equal). NLVR2: the authors number the duplicated cross
+layers as mmvlg does (layer ``f + 2k + j``: copy ``j`` of cross layer ``k``), so ``text_encoder.encoder.layer.N`` ->
+``language_model.model.encoder.layer.N`` and ``crossattention`` -> ``language_model.cross_attns.N``; the key and
+value projections of the two copies are one module in mmvlg (shared) and one parameter in the authors' model
+(``share_cross_attention``), so both checkpoint keys are mapped and checked equal; ``cls_head.{0,1,3}`` (their
+``build_mlp``) -> ``cls_head.{0,1,3}`` (MLPBlock). The text-assignment step: ``ta_head`` -> ``ta_head``,
+``vision_proj`` -> ``itc_head.proj.image_proj``; the authors' model has no ITC text projection and a fixed
+temperature (0.07), XVLMNLVRPretrain reads only the image embedding: ``itc_head.proj.text_proj.*`` and
+``itc_head.temperature`` keep the model's own values, listed in ``meta['kept_keys']`` (and printed). Convert the
+text-assignment checkpoint with the text-assignment config; the NLVR2 fine-tuning config then loads it
+(``load_from``: ``ta_head``/``itc_head`` are left out, ``cls_head`` starts fresh, as the authors'
+``--load_nlvr_pretrain``).
+
 Every source key is mapped or dropped for a stated reason, listed in the output's ``meta['dropped_keys']`` (and
 printed):
 
@@ -46,7 +66,8 @@ printed):
   ``relative_position_index`` is mapped and checked to be the model's own: a different window is an error);
 * ``cls.predictions.decoder.bias``: the same tensor as ``cls.predictions.bias`` (checked);
 * heads the config's model lacks (e.g. the MLM and box heads of a pre-trained checkpoint converted for a
-  retrieval config), and BERT's pooler when the language model has none.
+  retrieval config; only when the model has no tensor of that head at all), and BERT's pooler when the language
+  model has none.
 
 Tensors that are one parameter in the model (the MLM decoder tied to the word embeddings) must be equal in the
 checkpoint (they are in the authors': ``BertForMaskedLM`` ties them). Anything else without counterpart, a tensor
@@ -69,6 +90,10 @@ resolution, e.g. a retrieval config at 384 px / window 12; ``--task`` when the k
                       model.language_model.pretrained_weights=False
     python tools/model_converters/xvlm_to_mmvlg.py 16m_base_model_state_step_199999.th xvlm-base_16m.pth \\
         --config configs/xvlm/xvlm_swin-b_bert-base_24xb128-201k_16m.py --cfg-options ...
+    python tools/model_converters/xvlm_to_mmvlg.py vqa_model_state.th xvlm-base_vqa.pth \\
+        --config configs/xvlm/xvlm-vqa_swin-b_bert-base_8xb24-10e_vqav2.py --cfg-options ...
+    python tools/model_converters/xvlm_to_mmvlg.py nlvr_model_state.th xvlm-base_nlvr2.pth \\
+        --config configs/xvlm/xvlm-nlvr2_swin-b_bert-base_8xb10-10e_nlvr2.py --cfg-options ...
 
 The model is built from the config only for its tensor names and shapes: its text encoder needs BERT's
 tokenizer and ``config.json`` (set ``model.language_model.pretrained_weights=False`` and no weight file is read).
@@ -104,6 +129,9 @@ class Task(NamedTuple):
     rules: Tuple[Rule, ...]     # the task's own rules, tried before the shared ones
     detect: Callable[[Sequence[str]], bool]
     unsupported: str = ''       # why mmvlg cannot convert it (yet)
+    # (pattern matched with re.fullmatch on a model key, reason): model tensors that the authors' model of the task
+    # does not have and the mmvlg model does not use; when the checkpoint lacks them they keep the model's values
+    kept_targets: Tuple[Tuple[str, str], ...] = ()
 
 
 def _has(prefix: str) -> Callable[[Sequence[str]], bool]:
@@ -111,29 +139,43 @@ def _has(prefix: str) -> Callable[[Sequence[str]], bool]:
 
 
 # ------------------------------------------------------------------------------------------------- the rules
-def bert_rules(prefix: str) -> Tuple[Rule, ...]:
-    """The authors' BERT with cross-attention (``models/xbert.py``) under ``prefix`` -> HFTextEncoder."""
+def bert_rules(prefix: str, target: str = LM) -> Tuple[Rule, ...]:
+    """The authors' BERT with cross-attention (``models/xbert.py``) under ``prefix`` -> the HFTextEncoder under
+    ``target`` (the language model; the VQA answer decoder ``answer_head.decoder.``)."""
     p = re.escape(prefix)
     return (
         (p + r'embeddings\.position_ids', None, 'BERT position_ids buffer (recomputed, not a weight)'),
         (p + rf'embeddings\.((?:word|position|token_type)_embeddings\.weight|LayerNorm\.{_WB})',
-         LM + r'model.embeddings.\1', ''),
+         target + r'model.embeddings.\1', ''),
         (p + r'encoder\.layer\.(\d+)\.crossattention\.(self\.(?:query|key|value)|output\.(?:dense|LayerNorm))\.'
-         + _WB, LM + r'cross_attns.\1.\2.\3', ''),
+         + _WB, target + r'cross_attns.\1.\2.\3', ''),
         (p + r'encoder\.layer\.(\d+)\.(attention\.(?:self\.(?:query|key|value)|output\.(?:dense|LayerNorm))|'
-         rf'intermediate\.dense|output\.(?:dense|LayerNorm))\.{_WB}', LM + r'model.encoder.layer.\1.\2.\3', ''),
-        (p + rf'pooler\.dense\.{_WB}', LM + r'model.pooler.dense.\1', ''),
+         rf'intermediate\.dense|output\.(?:dense|LayerNorm))\.{_WB}', target + r'model.encoder.layer.\1.\2.\3', ''),
+        (p + rf'pooler\.dense\.{_WB}', target + r'model.pooler.dense.\1', ''),
     )
 
 
-MLM_RULES: Tuple[Rule, ...] = (
-    (rf'text_encoder\.cls\.predictions\.transform\.dense\.{_WB}', r'mlm_head.dense.\1', ''),
-    (rf'text_encoder\.cls\.predictions\.transform\.LayerNorm\.{_WB}', r'mlm_head.norm.\1', ''),
-    (r'text_encoder\.cls\.predictions\.decoder\.weight', r'mlm_head.decoder.weight', ''),
-    (r'text_encoder\.cls\.predictions\.bias', r'mlm_head.bias', ''),
-    (r'text_encoder\.cls\.predictions\.decoder\.bias', None,
-     'cls.predictions.decoder.bias: the same tensor as cls.predictions.bias (mlm_head.bias)'),
-)
+def prediction_head_rules(prefix: str, target: str) -> Tuple[Rule, ...]:
+    """BERT's ``BertLMPredictionHead`` (``<prefix>predictions.*``) -> an :class:`~mmvlg.models.heads.MLMHead` under
+    ``target``; its ``decoder.bias`` is the same tensor as its ``bias`` (checked by :func:`_check_lm_biases`)."""
+    p = re.escape(prefix) + r'predictions\.'
+    return (
+        (p + rf'transform\.dense\.{_WB}', target + r'dense.\1', ''),
+        (p + rf'transform\.LayerNorm\.{_WB}', target + r'norm.\1', ''),
+        (p + r'decoder\.weight', target + 'decoder.weight', ''),
+        (p + r'bias', target + 'bias', ''),
+        (p + r'decoder\.bias', None,
+         f'{prefix}predictions.decoder.bias: the same tensor as {prefix}predictions.bias ({target}bias)'),
+    )
+
+
+# the heads that predict words: BertForMaskedLM's (pre-training) and BertLMHeadModel's (the VQA answer decoder)
+LM_HEAD_PREFIXES = ('text_encoder.cls.', 'text_decoder.cls.')
+MLM_RULES: Tuple[Rule, ...] = prediction_head_rules('text_encoder.cls.', 'mlm_head.')
+# The VQA answer decoder (model_vqa.XVLM.text_decoder, a BertLMHeadModel: causal self-attention, cross-attention to
+# the question states in every layer) -> AnswerGenerationHead (its decoder and the LM head tied to its embeddings).
+VQA_RULES: Tuple[Rule, ...] = (bert_rules('text_decoder.bert.', 'answer_head.decoder.')
+                               + prediction_head_rules('text_decoder.cls.', 'answer_head.lm_head.'))
 ITC_RULES: Tuple[Rule, ...] = (
     (rf'vision_proj\.{_WB}', r'itc_head.proj.image_proj.\1', ''),
     (rf'text_proj\.{_WB}', r'itc_head.proj.text_proj.\1', ''),
@@ -141,6 +183,19 @@ ITC_RULES: Tuple[Rule, ...] = (
 )
 ITM_RULES: Tuple[Rule, ...] = ((rf'itm_head\.([013])\.{_WB}', r'itm_head.fc.\1.\2', ''), )
 BBOX_RULES: Tuple[Rule, ...] = ((rf'bbox_head\.([013])\.{_WB}', r'bbox_head.bbox_embed.\1.\2', ''), )
+# NLVR2 (model_nlvr.XVLM: the build_mlp classifier, as mmvlg's MLPBlock) and its text-assignment step
+# (model_nlvr_pretrain.XVLM: a Linear ta_head and the ITC image projection alone, read for the hard negatives)
+NLVR_RULES: Tuple[Rule, ...] = (
+    (rf'cls_head\.([013])\.{_WB}', r'cls_head.\1.\2', ''),
+    (rf'ta_head\.{_WB}', r'ta_head.\1', ''),
+    ITC_RULES[0],
+)
+NLVR_KEPT: Tuple[Tuple[str, str], ...] = (
+    (r'itc_head\.(proj\.text_proj\.(weight|bias)|temperature)',
+     'the authors\' text-assignment model has only the ITC image projection (vision_proj) and a fixed temperature; '
+     'XVLMNLVRPretrain reads only itc_head.embed_image (its temperature is model.temperature): the model\'s own '
+     'values are kept'),
+)
 
 # The paper's DeiT ViT: XVLMViT's names are DeiT's.
 VIT_RULES: Tuple[Rule, ...] = (
@@ -155,11 +210,10 @@ TASKS: 'OrderedDict[str, Task]' = OrderedDict(
     captioning=Task('captioning (model_captioning.XVLM: a text_decoder.* and no text encoder)', None, (),
                     lambda keys: _has('text_decoder.')(keys) and not _has('text_encoder.')(keys),
                     'mmvlg has no X-VLM captioning model'),
-    vqa=Task('VQA (model_vqa.XVLM: the answer decoder text_decoder.*)', None, (), _has('text_decoder.'),
-             'mmvlg has no X-VLM VQA model with the answer decoder yet'),
-    nlvr2=Task('NLVR2 (model_nlvr.XVLM: cls_head.*; its text-assignment pre-training: ta_head.*)', None, (),
-               lambda keys: _has('cls_head.')(keys) or _has('ta_head.')(keys),
-               'mmvlg has no X-VLM NLVR2 model yet'),
+    vqa=Task('VQA (model_vqa.XVLM: the answer decoder text_decoder.*)', 'text_encoder.', VQA_RULES,
+             _has('text_decoder.')),
+    nlvr2=Task('NLVR2 (model_nlvr.XVLM: cls_head.*; its text-assignment pre-training: ta_head.*)', 'text_encoder.',
+               NLVR_RULES, lambda keys: _has('cls_head.')(keys) or _has('ta_head.')(keys), kept_targets=NLVR_KEPT),
     pretrain=Task('pre-training (model_pretrain.XVLM: BertForMaskedLM text encoder, ITC/ITM/MLM/box heads)',
                   'text_encoder.bert.', MLM_RULES + ITC_RULES + ITM_RULES + BBOX_RULES,
                   lambda keys: _has('text_encoder.bert.')(keys) or _has('text_encoder.cls.')(keys)),
@@ -170,12 +224,14 @@ TASKS: 'OrderedDict[str, Task]' = OrderedDict(
               _has('bbox_head.')),
 )
 
-# Targets that may be absent from the config's model: the source tensor is then dropped with this reason.
+# Targets that may be absent from the config's model: the source tensor is then dropped with this reason, when the
+# model has no key of the pattern at all (a head it has, of another depth or layout, is an error naming the keys).
 OPTIONAL_TARGETS = (
     (re.compile(r'^itc_head\.'), 'ITC projections and temperature: the config\'s model has no itc_head'),
     (re.compile(r'^itm_head\.'), 'ITM head: the config\'s model has no itm_head'),
     (re.compile(r'^mlm_head\.'), 'MLM head: the config\'s model has no mlm_head'),
     (re.compile(r'^bbox_head\.'), 'box head: the config\'s model has no bbox_head'),
+    (re.compile(r'^answer_head\.'), 'VQA answer decoder: the config\'s model has no answer_head'),
     (re.compile(r'^language_model\.model\.pooler\.'), 'BERT pooler, unused by X-VLM (the language model has none)'),
 )
 
@@ -186,8 +242,8 @@ def detect_task(keys: Sequence[str]) -> str:
         if task.detect(keys):
             return name
     raise ConversionError('cannot tell which X-VLM model the checkpoint is (no text_encoder.bert.*, itm_head.*, '
-                          'vision_proj.*, bbox_head.*, text_decoder.* nor cls_head.* keys); is it an X-VLM '
-                          'checkpoint of the authors\' code?')
+                          'vision_proj.*, bbox_head.*, text_decoder.*, cls_head.* nor ta_head.* keys); is it an '
+                          'X-VLM checkpoint of the authors\' code?')
 
 
 def vision_kind(keys: Sequence[str]) -> str:
@@ -284,11 +340,12 @@ RESOLUTION_HINT = (' (convert into a config of the checkpoint\'s own image size 
                    'one resizes the tables / position embedding when it loads the converted checkpoint)')
 
 
-def _check_mlm_bias(state: Dict[str, torch.Tensor]) -> None:
-    a, b = 'text_encoder.cls.predictions.bias', 'text_encoder.cls.predictions.decoder.bias'
-    if b in state and (a not in state or not torch.equal(state[a], state[b])):
-        raise ConversionError(f'{b} is not {a} (the authors\' BertLMPredictionHead ties them): mmvlg\'s MLMHead has '
-                              'one bias')
+def _check_lm_biases(state: Dict[str, torch.Tensor]) -> None:
+    for prefix in LM_HEAD_PREFIXES:
+        a, b = f'{prefix}predictions.bias', f'{prefix}predictions.decoder.bias'
+        if b in state and (a not in state or not torch.equal(state[a], state[b])):
+            raise ConversionError(f'{b} is not {a} (the authors\' BertLMPredictionHead ties them): mmvlg\'s MLMHead '
+                                  'has one bias')
 
 
 def _tied_groups(target: Dict[str, torch.Tensor]) -> List[List[str]]:
@@ -301,7 +358,8 @@ def _tied_groups(target: Dict[str, torch.Tensor]) -> List[List[str]]:
 
 
 def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor], task: Optional[str] = None
-                       ) -> Tuple['OrderedDict[str, torch.Tensor]', List[Tuple[str, str]], List[str], str]:
+                       ) -> Tuple['OrderedDict[str, torch.Tensor]', List[Tuple[str, str]], List[str], str,
+                                  List[Tuple[str, str]]]:
     """Rename the authors' state dict to the keys of an mmvlg model, checking every key and shape.
 
     Args:
@@ -311,15 +369,17 @@ def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.T
 
     Returns:
         tuple: The converted state dict (in the target's order), the dropped ``(key, reason)`` pairs, the added
-        keys (none for X-VLM, whose models have no BatchNorm) and the task.
+        keys (none for X-VLM, whose models have no BatchNorm), the task and the kept ``(model key, reason)`` pairs:
+        the model tensors of the task's ``kept_targets`` that the checkpoint lacks, given the model's own values
+        (``target``'s).
 
     Raises:
         ConversionError: Naming every unmapped source key, every mapped key the model does not have, every
             shape mismatch, every tied tensor pair that differs and every model tensor the source does not provide.
     """
-    _check_mlm_bias(state)
+    _check_lm_biases(state)
     task, mapped, dropped, unmapped = map_state(state, task)
-    report = ConversionReport(OPTIONAL_TARGETS)
+    report = ConversionReport([(p, why) for p, why in OPTIONAL_TARGETS if not any(p.search(k) for k in target)])
     report.dropped, report.unmapped = dropped, unmapped
     converted = OrderedDict()
     for new, (src, value) in mapped.items():
@@ -340,8 +400,16 @@ def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.T
                 converted[k] = converted[present[0]]
     report.mismatched = [m + RESOLUTION_HINT if re.search(r'-> \S*(relative_position_bias_table|pos_embed):', m)
                          else m for m in report.mismatched]
+    kept = []
+    for new, value in target.items():
+        if new in converted:
+            continue
+        why = next((why for pattern, why in TASKS[task].kept_targets if re.fullmatch(pattern, new)), None)
+        if why is not None:
+            converted[new] = value.detach().clone()
+            kept.append((new, why))
     converted, added = report.finish(converted, target)
-    return converted, report.dropped, added, task
+    return converted, report.dropped, added, task, kept
 
 
 # ------------------------------------------------------------------------------------------------------ reading
@@ -381,9 +449,15 @@ def convert_checkpoint(src: str, dst: str, model: torch.nn.Module, task: Optiona
     The result is loaded back into ``model`` with ``strict=True`` before it is written.
     """
     state, entry = load_authors_checkpoint(src)
-    converted, dropped, added, task = convert_state_dict(state, model.state_dict(), task)
+    converted, dropped, added, task, kept = convert_state_dict(state, model.state_dict(), task)
     model.load_state_dict(converted, strict=True)
-    meta = dict(converted_from=osp.basename(src), source=f'X-VLM {task}', task=task, weights=entry, config=config)
+    meta = dict(converted_from=osp.basename(src), source=f'X-VLM {task}', task=task, weights=entry, config=config,
+                kept_keys=[f'{k}: {why}' for k, why in kept])
+    reasons: Dict[str, List[str]] = {}
+    for key, why in kept:
+        reasons.setdefault(why, []).append(key)
+    for why, keys in reasons.items():
+        log(f'kept the model\'s own {len(keys)} tensors ({", ".join(keys)}): {why}')
     return save_converted_checkpoint(dst, converted, meta, dropped, added, len(state), log)
 
 
