@@ -23,6 +23,8 @@ register_all_modules()
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p.split(osp.sep))
 REGISTRIES = [getattr(R, n) for n in dir(R) if n.isupper() and hasattr(getattr(R, n), 'get')]
+# functions (a dataloader's collate_fn, e.g. nlvr2_collate) live in MMEngine's registry: mmvlg has none of its own
+REGISTRIES.append(__import__('mmengine.registry', fromlist=['FUNCTIONS']).FUNCTIONS)
 # Dicts whose ``type`` is not a registry name: mmcv's NMS kind, the offline text encoder's tokenizer kind.
 NOT_REGISTRY_TYPES = {'nms', 'tokenizer'}
 
@@ -174,4 +176,7 @@ def test_auto_scale_lr_base_batch_is_the_configs_batch(path):
     assert cfg.auto_scale_lr.base_batch_size == gpus * per_gpu, (
         f'{name}: auto_scale_lr.base_batch_size {cfg.auto_scale_lr.base_batch_size} is not the {gpus}x{per_gpu} '
         'batch of its name')
-    assert cfg.train_dataloader.batch_size == per_gpu, f'{name}: train batch per GPU is not {per_gpu}'
+    batch = cfg.train_dataloader.batch_size
+    if cfg.get('train_cfg', {}).get('mode') == 'merge':  # RegionStepTrainLoop: pairs and region images in one batch
+        batch += cfg.train_cfg.region_dataloader.batch_size
+    assert batch == per_gpu, f'{name}: train batch per GPU is not {per_gpu}'
