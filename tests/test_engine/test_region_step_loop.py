@@ -1,6 +1,8 @@
 """RegionStepTrainLoop: X-VLM's separate region step with probability p (at most two optimizer steps per
 iteration, one scheduler step) and the paper's merged half-boxed batches, on a toy model that records what each
 optimizer step saw."""
+import itertools
+
 import pytest
 import torch
 from mmengine.model import BaseModel
@@ -36,6 +38,9 @@ class _Recorder(BaseModel):
         return dict(loss=loss)
 
 
+_RUNNER_IDS = itertools.count()
+
+
 def _runner(tmp_path, mode='step', region_prob=0.5, max_iters=20, seed=3):
     register_all_modules()
     loader = dict(batch_size=4, num_workers=0, sampler=dict(type='InfiniteSampler', shuffle=True))
@@ -47,7 +52,8 @@ def _runner(tmp_path, mode='step', region_prob=0.5, max_iters=20, seed=3):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         param_scheduler=dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=max_iters),
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1), checkpoint=None),
-        default_scope='mmvlg')
+        # a name of its own: runners built in the same second share the timestamp name, hence one MessageHub
+        experiment_name=f'region_step_{mode}_{next(_RUNNER_IDS)}', default_scope='mmvlg')
 
 
 def test_region_step_draw_is_deterministic_and_has_rate_p():
