@@ -1,15 +1,17 @@
 """Swin Transformer checkpoints of three key layouts (MMDetection, timm, the official release) -> the keys of
 :class:`mmdet.models.backbones.SwinTransformer`."""
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
-import torch.nn.functional as F
 from mmengine.logging import MMLogger, print_log
 from torch import Tensor, nn
 
+from ..utils.region_masks import interpolate_relative_position_table
 
-def _unwrap(ckpt: dict) -> Dict[str, Tensor]:
-    for key in ('state_dict', 'model', 'module'):
+
+def unwrap_state_dict(ckpt: dict, keys: Sequence[str] = ('state_dict', 'model', 'module')) -> Dict[str, Tensor]:
+    """The tensors of a loaded checkpoint: descend into ``keys`` in turn (where present), strip ``module.``."""
+    for key in keys:
         if isinstance(ckpt, dict) and key in ckpt and isinstance(ckpt[key], dict):
             ckpt = ckpt[key]
     state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in ckpt.items())
@@ -42,7 +44,7 @@ def swin_to_mmdet(state: Dict[str, Tensor], fmt: str = 'auto') -> Tuple[Dict[str
         tuple: The converted state dict and the detected format.
     """
     from mmdet.models.backbones.swin import swin_converter
-    state = _unwrap(state)
+    state = unwrap_state_dict(state)
     fmt = swin_key_format(state) if fmt == 'auto' else fmt
     if fmt not in ('mmdet', 'official', 'timm'):
         raise ValueError(f'unknown Swin checkpoint format {fmt!r}')
@@ -74,10 +76,7 @@ def _resize_bias_tables(state: Dict[str, Tensor], model: nn.Module) -> None:
         src, dst = state[k], own[k]
         if src.shape == dst.shape or src.shape[1] != dst.shape[1]:
             continue
-        s1, s2 = int(round(src.shape[0]**0.5)), int(round(dst.shape[0]**0.5))
-        table = src.permute(1, 0).reshape(1, src.shape[1], s1, s1)
-        table = F.interpolate(table, size=(s2, s2), mode='bicubic', align_corners=False)
-        state[k] = table.reshape(src.shape[1], -1).permute(1, 0).contiguous()
+        state[k] = interpolate_relative_position_table(src, (int(round(dst.shape[0]**0.5)) + 1) // 2)
 
 
 def load_swin_checkpoint(model: nn.Module, checkpoint: str, fmt: str = 'auto',

@@ -16,7 +16,7 @@ from ..utils.region_masks import (
     region_mask_from_boxes,
     resize_relative_position_tables,
 )
-from .swin_checkpoint import swin_to_mmdet
+from .swin_checkpoint import swin_to_mmdet, unwrap_state_dict
 from .xvlm_vit import _check_image_index
 
 SWIN_BASE_URL = ('https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
@@ -138,9 +138,7 @@ class XVLMSwin(SwinTransformer):
                 'init_cfg=None / pretrained=None to start from random weights.')
         logger = MMLogger.get_current_instance()
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger=logger)
-        for key in ('state_dict', 'model', 'module'):
-            if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
+        ckpt = unwrap_state_dict(ckpt)
         if prefix:
             ckpt = {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}
         state, fmt = swin_to_mmdet(dict(ckpt))

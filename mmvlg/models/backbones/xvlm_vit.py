@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from mmvlg.registry import MODELS
 
 from ..utils.region_masks import interpolate_pos_embed, normalize_boxes_to_input, region_mask_from_boxes
+from .swin_checkpoint import unwrap_state_dict
 
 DEIT_BASE_URL = 'https://dl.fbaipublicfiles.com/deit/deit_base_patch16_224-b5f2ef4d.pth'
 
@@ -223,10 +224,7 @@ class XVLMViT(BaseModule):
                 'or set init_cfg=None / pretrained=None to start from random weights.')
         logger = MMLogger.get_current_instance()
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger=logger)
-        for key in ('model', 'state_dict', 'module'):
-            if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
-                ckpt = ckpt[key]
-        state = {(k[7:] if k.startswith('module.') else k): v for k, v in ckpt.items()}
+        state = dict(unwrap_state_dict(ckpt, keys=('model', 'state_dict', 'module')))
         if prefix:
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         dropped = sorted(k for k in state if k.startswith(('head.', 'head_dist.', 'fc_norm.', 'pre_logits.'))
