@@ -4,17 +4,8 @@
 # 32-wide RoBERTa over the questions' words, fused in their top 2 layers (the tiny coarse config's sizes), trained
 # from scratch; the pooled text and image features through the VQA classifier over the 19 possible answers;
 # VQA accuracy on the val scenes.
-_base_ = ['../_base_/schedules/fiber_vqa_10e.py', '../_base_/default_runtime.py']
-# every word of the questions (mmvlg.datasets.synthref_vqa.question_vocabulary(); a test checks it)
-question_vocab = [
-    '?', 'a', 'above', 'are', 'below', 'big', 'blue', 'bottommost', 'circle', 'circles', 'color', 'diamond',
-    'diamonds', 'green', 'how', 'is', 'left', 'leftmost', 'many', 'object', 'of', 'purple', 'red', 'right',
-    'rightmost', 'shape', 'small', 'square', 'squares', 'the', 'there', 'topmost', 'triangle', 'triangles', 'what',
-    'white', 'yellow'
-]
-# every possible answer (mmvlg.datasets.synthref_vqa.synthref_vqa_answers(); a test checks it)
-answers = ['yes', 'no', '0', '1', '2', '3', '4', '5', '6', 'red', 'green', 'blue', 'yellow', 'purple', 'white',
-           'circle', 'square', 'triangle', 'diamond']
+_base_ = ['../_base_/datasets/synthref_vqa.py', '../_base_/schedules/fiber_vqa_10e.py',
+          '../_base_/default_runtime.py']
 embed_dims = 32
 model = dict(
     type='FIBERVQA',
@@ -31,27 +22,8 @@ model = dict(
             type='HFTextEncoder', max_length=24,
             model_config=dict(model_type='roberta', hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                               intermediate_size=64),
-            tokenizer=dict(type='word', vocab=question_vocab))),
-    vqa_head=dict(type='VQAHead', answers=answers, loss_weight=1.0))
-
-data_root = 'data/synthref_vqa/'
-generate = dict(num_scenes=dict(train=4000, val=300), questions_per_scene=4, image_size=64, seed=0)
-pipeline = [dict(type='LoadImageFromFile'), dict(type='PackImageTextInputs')]
-train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='SynthRefVQADataset', data_root=data_root, ann_file='annotations/questions_train.json',
-                 answer_file='annotations/answers_train.json', data_prefix=dict(img='images/'), generate=generate,
-                 answer_list=answers, pipeline=pipeline))
-val_dataloader = dict(
-    batch_size=64, num_workers=1, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='SynthRefVQADataset', data_root=data_root, ann_file='annotations/questions_val.json',
-                 answer_file='annotations/answers_val.json', data_prefix=dict(img='images/'), generate=generate,
-                 answer_list=answers, test_mode=True, pipeline=pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy')
-test_evaluator = val_evaluator
+            tokenizer=dict(type='word', vocab=_base_.question_vocab))),
+    vqa_head=dict(type='VQAHead', answers=_base_.answers, loss_weight=1.0))
 
 # From scratch on CPU: one learning rate (no per-module multipliers: mmengine would step AdamW per parameter),
 # 2k iterations of batch 32 (about 4 epochs), warm-up then linear decay.

@@ -6,18 +6,9 @@
 # by their share; inference ranks the 19 possible answers (top 8 by the first token, then by the full sequence).
 # VQA accuracy on the val scenes. Trained from scratch; to start from the tiny pre-training instead, the
 # vocabularies must agree (the pre-training's is the captions').
-_base_ = ['../_base_/default_runtime.py']
-# every word of the questions (mmvlg.datasets.synthetic.vqa.question_vocabulary()) and of the answers
-question_vocab = [
-    '?', 'a', 'above', 'are', 'below', 'big', 'blue', 'bottommost', 'circle', 'circles', 'color', 'diamond',
-    'diamonds', 'green', 'how', 'is', 'left', 'leftmost', 'many', 'object', 'of', 'purple', 'red', 'right',
-    'rightmost', 'shape', 'small', 'square', 'squares', 'the', 'there', 'topmost', 'triangle', 'triangles', 'what',
-    'white', 'yellow'
-]
-# every possible answer (mmvlg.datasets.synthetic.vqa.synthref_vqa_answers())
-answers = ['yes', 'no', '0', '1', '2', '3', '4', '5', '6', 'red', 'green', 'blue', 'yellow', 'purple', 'white',
-           'circle', 'square', 'triangle', 'diamond']
-vocab = question_vocab + [a for a in answers if a not in question_vocab]
+_base_ = ['../_base_/datasets/synthref_vqa.py', '../_base_/default_runtime.py']
+# the questions' words (configs/_base_/datasets/synthref_vqa.py), then the answers' other words
+vocab = _base_.question_vocab + [a for a in _base_.answers if a not in _base_.question_vocab]
 width = 64
 model = dict(
     type='XVLMVQA',
@@ -32,29 +23,10 @@ model = dict(
                           intermediate_size=2 * width),
         tokenizer=dict(type='word', vocab=vocab),
         cross_attention=dict(start=2)),
-    answer_list=answers,
+    answer_list=_base_.answers,
     answer_head=dict(type='AnswerGenerationHead', num_layers=2),
     k_test=8,
     answer_weight='count')
-
-data_root = 'data/synthref_vqa/'
-generate = dict(num_scenes=dict(train=4000, val=300), questions_per_scene=4, image_size=64, seed=0)
-pipeline = [dict(type='LoadImageFromFile'), dict(type='PackImageTextInputs')]
-train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='SynthRefVQADataset', data_root=data_root, ann_file='annotations/questions_train.json',
-                 answer_file='annotations/answers_train.json', data_prefix=dict(img='images/'), generate=generate,
-                 answer_list=answers, pipeline=pipeline))
-val_dataloader = dict(
-    batch_size=64, num_workers=1, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='SynthRefVQADataset', data_root=data_root, ann_file='annotations/questions_val.json',
-                 answer_file='annotations/answers_val.json', data_prefix=dict(img='images/'), generate=generate,
-                 answer_list=answers, test_mode=True, pipeline=pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy')
-test_evaluator = val_evaluator
 
 # From scratch on CPU: one learning rate for every part, warm-up then linear decay.
 max_iters = 1000
