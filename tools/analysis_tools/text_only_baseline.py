@@ -36,6 +36,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from mmengine.config import DictAction  # noqa: E402
+
 from mmvlg.evaluation.metrics.vqa_metric import normalize_answer, vqa_accuracy  # noqa: E402
 
 GROUP_KEYS = ('question_type', 'answer_type')
@@ -229,16 +231,10 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     parser.add_argument('--prefix-words', type=int, default=3,
                         help='words of the back-off prefix for texts not seen in training (0: none)')
     parser.add_argument('--json-out', help='also write the results to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config settings (as tools/train.py)')
     args = parser.parse_args(list(argv) if argv is not None else None)
-    options = {}
-    if args.cfg_options:
-        from mmengine.config import DictAction
-        ns = argparse.Namespace()
-        DictAction(option_strings=[], dest='opts')(parser, ns, args.cfg_options)
-        options = ns.opts
-    train, test = build_datasets(args.config, args.split, options)
+    train, test = build_datasets(args.config, args.split, args.cfg_options)
     results = evaluate(train, test, args.prefix_words)
     print(format_table(results))
     print(json.dumps(results))
