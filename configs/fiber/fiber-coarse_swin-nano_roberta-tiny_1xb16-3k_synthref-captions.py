@@ -3,13 +3,8 @@
 # a 16-wide Swin (depths 1-1-2-1) and a 3-layer, 32-wide RoBERTa over the corpus' word vocabulary, fused in their
 # top 2 layers; ITC + ITM (hard negatives) + MLM; validation by image-text retrieval on the val scenes with the
 # dual encoder and ITM re-ranking of the top 5.
-_base_ = ['../_base_/schedules/fiber_coarse_100k.py', '../_base_/default_runtime.py']
-# every word of the SynthRef captions (mmvlg.datasets.synthref_captions.caption_vocabulary(); a test checks it)
-caption_vocab = [
-    ',', ':', 'a', 'above', 'and', 'below', 'big', 'blue', 'bottommost', 'circle', 'circles', 'diamond', 'diamonds',
-    'five', 'four', 'from', 'green', 'left', 'leftmost', 'of', 'purple', 'red', 'right', 'rightmost', 'six', 'small',
-    'square', 'squares', 'the', 'three', 'to', 'topmost', 'triangle', 'triangles', 'two', 'white', 'yellow'
-]
+_base_ = ['../_base_/schedules/fiber_coarse_100k.py', '../_base_/default_runtime.py',
+          '../_base_/datasets/synthref_captions_vocab.py']
 embed_dims = 32
 model = dict(
     type='FIBERCoarse',
@@ -26,7 +21,7 @@ model = dict(
             type='HFTextEncoder', max_length=40,
             model_config=dict(model_type='roberta', hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                               intermediate_size=64),
-            tokenizer=dict(type='word', vocab=caption_vocab))),
+            tokenizer=dict(type='word', vocab=_base_.caption_vocab))),
     itc_head=dict(type='ITCHead', embed_dims=embed_dims, temperature=0.07, loss_weight=1.0),
     itm_head=dict(type='ITMHead', loss_weight=1.0),
     mlm_head=dict(type='MLMHead', loss_weight=1.0),

@@ -7,13 +7,8 @@
 # Initialized from the tiny pre-training: --cfg-options load_from=work_dirs/<pre-training run>/iter_3000.pth
 # (same vocabulary and widths; its ITC/ITM/MLM heads are dropped: CheckpointKeysHook below allows them).
 _base_ = ['../_base_/models/xvlm_vit-b-16_bert-base.py', '../_base_/datasets/synthref.py',
-          '../_base_/default_runtime.py']
-# every word of the SynthRef captions and regions (the pre-training config's list: the same vocabulary)
-caption_vocab = [
-    ',', ':', 'a', 'above', 'and', 'below', 'big', 'blue', 'bottommost', 'circle', 'circles', 'diamond', 'diamonds',
-    'five', 'four', 'from', 'green', 'left', 'leftmost', 'of', 'purple', 'red', 'right', 'rightmost', 'six', 'small',
-    'square', 'squares', 'the', 'three', 'to', 'topmost', 'triangle', 'triangles', 'two', 'white', 'yellow'
-]
+          '../_base_/default_runtime.py',
+          '../_base_/datasets/synthref_captions_vocab.py']
 width = 64
 model = dict(
     type='XVLMGrounding',
@@ -24,7 +19,7 @@ model = dict(
         _delete_=True, type='HFTextEncoder', max_length=40,
         model_config=dict(model_type='bert', hidden_size=width, num_hidden_layers=4, num_attention_heads=2,
                           intermediate_size=2 * width),
-        tokenizer=dict(type='word', vocab=caption_vocab),
+        tokenizer=dict(type='word', vocab=_base_.caption_vocab),
         cross_attention=dict(start=2)),
     itc_head=None,
     itm_head=None,

@@ -4,9 +4,11 @@
 # 4-layer, 64-wide BERT: layers 0-1 the text encoder, 2-3 the cross encoder) and the answer decoder of X-VLM: 2
 # layers (the cross encoder's depth) initialized from the cross encoder, trained on the annotators' answers weighted
 # by their share; inference ranks the 19 possible answers (top 8 by the first token, then by the full sequence).
-# VQA accuracy on the val scenes. Trained from scratch; to start from the tiny pre-training instead, the
-# vocabularies must agree (the pre-training's is the captions').
-_base_ = ['../_base_/datasets/synthref_vqa.py', '../_base_/default_runtime.py']
+# VQA accuracy on the val scenes. Trained from scratch, or from the tiny pre-training with
+# --cfg-options load_from=work_dirs/xvlm_vit-tiny_bert-tiny_1xb16-3k_synthref-regions/iter_3000.pth: its word
+# embeddings are of the captions' vocabulary and map onto this one word by word (checkpoint_vocab).
+_base_ = ['../_base_/datasets/synthref_vqa.py', '../_base_/default_runtime.py',
+          '../_base_/datasets/synthref_captions_vocab.py']
 # the questions' words (configs/_base_/datasets/synthref_vqa.py), then the answers' other words
 vocab = _base_.question_vocab + [a for a in _base_.answers if a not in _base_.question_vocab]
 width = 64
@@ -22,6 +24,7 @@ model = dict(
         model_config=dict(model_type='bert', hidden_size=width, num_hidden_layers=4, num_attention_heads=2,
                           intermediate_size=2 * width),
         tokenizer=dict(type='word', vocab=vocab),
+        checkpoint_vocab=_base_.caption_vocab,  # the tiny pre-training's
         cross_attention=dict(start=2)),
     answer_list=_base_.answers,
     answer_head=dict(type='AnswerGenerationHead', num_layers=2),

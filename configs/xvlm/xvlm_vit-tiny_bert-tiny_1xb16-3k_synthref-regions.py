@@ -5,13 +5,8 @@
 # vocabulary (layers 0-1 the text encoder, 2-3 the cross encoder); ITC + ITM + MLM at image and region level and the
 # box loss; about half of each batch has boxes (the paper's mix: the region set repeated 3 times next to the 3
 # captions per scene of the pairs). Validation: image-text retrieval on the val scenes, ITC top-16 ranked by ITM.
-_base_ = ['../_base_/models/xvlm_vit-b-16_bert-base.py', '../_base_/default_runtime.py']
-# every word of the SynthRef captions and regions (mmvlg.datasets.synthetic.caption_vocabulary(); a test checks it)
-caption_vocab = [
-    ',', ':', 'a', 'above', 'and', 'below', 'big', 'blue', 'bottommost', 'circle', 'circles', 'diamond', 'diamonds',
-    'five', 'four', 'from', 'green', 'left', 'leftmost', 'of', 'purple', 'red', 'right', 'rightmost', 'six', 'small',
-    'square', 'squares', 'the', 'three', 'to', 'topmost', 'triangle', 'triangles', 'two', 'white', 'yellow'
-]
+_base_ = ['../_base_/models/xvlm_vit-b-16_bert-base.py', '../_base_/default_runtime.py',
+          '../_base_/datasets/synthref_captions_vocab.py']
 width = 64
 model = dict(
     data_preprocessor=dict(pad_size_divisor=8),
@@ -21,7 +16,7 @@ model = dict(
         _delete_=True, type='HFTextEncoder', max_length=40,
         model_config=dict(model_type='bert', hidden_size=width, num_hidden_layers=4, num_attention_heads=2,
                           intermediate_size=2 * width),
-        tokenizer=dict(type='word', vocab=caption_vocab),
+        tokenizer=dict(type='word', vocab=_base_.caption_vocab),
         cross_attention=dict(start=2)),
     itc_head=dict(embed_dims=32),
     itm_head=dict(hidden_dims=2 * width),

@@ -217,7 +217,7 @@ class GroundingInferencer(BaseInferencer):
 
     preprocess_kwargs: set = set()
     forward_kwargs: set = {'topk', 'pred_score_thr'}
-    visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'img_out_dir'}
+    visualize_kwargs: set = {'return_vis', 'show', 'wait_time', 'img_out_dir', 'heatmap', 'heatmap_layers'}
     postprocess_kwargs: set = {'return_datasamples', 'print_result', 'pred_out_dir'}
 
     def __init__(self,
@@ -386,6 +386,27 @@ class GroundingInferencer(BaseInferencer):
                 items.append(item)
         return images, items
 
+    @staticmethod
+    def _add_proposals(items: List[dict], proposals: Any, num_images: int, single: bool) -> None:
+        """Set ``proposals`` (k, 4) and ``proposals_scores`` (ones) of every item from the per-image boxes, as
+        ``LoadProposals`` sets them (``PackGroundingInputs`` packs them)."""
+        per_image = [proposals] * num_images if single else list(proposals)
+        if len(per_image) != num_images:
+            raise ValueError(f'got {num_images} images but {len(per_image)} entries in proposals; give one (k, 4) '
+                             'array of boxes per image')
+        boxes = []
+        for i, value in enumerate(per_image):
+            array = np.asarray(value, dtype=np.float32)
+            if array.ndim != 2 or array.shape[1] != 4 or not len(array):
+                raise ValueError(f'proposals of image {i}: expected a (k, 4) array of x1, y1, x2, y2 boxes with '
+                                 f'k >= 1, got shape {tuple(array.shape)}')
+            if not np.isfinite(array).all() or ((array[:, 2] <= array[:, 0]) | (array[:, 3] <= array[:, 1])).any():
+                raise ValueError(f'proposals of image {i}: every box needs finite x1 < x2 and y1 < y2')
+            boxes.append(array)
+        for item in items:
+            item['proposals'] = boxes[item['image_index']].copy()
+            item['proposals_scores'] = np.ones(len(item['proposals']), dtype=np.float32)
+
     def preprocess(self, inputs: List[dict], batch_size: int = 1, **kwargs):
         """Run the pipeline on each (image, expression) item and collate chunks of ``batch_size``."""
         chunks = self._get_chunk_data(map(self.pipeline, inputs), batch_size)
@@ -413,7 +434,10 @@ class GroundingInferencer(BaseInferencer):
                  wait_time: float = 0,
                  out_dir: str = '',
                  return_datasamples: bool = False,
-                 print_result: bool = False) -> dict:
+                 print_result: bool = False,
+                 heatmap: bool = False,
+                 heatmap_layers: Optional[Sequence[int]] = None,
+                 proposals: Optional[Any] = None) -> dict:
         """Ground each expression in its image.
 
         Args:
@@ -437,17 +461,28 @@ class GroundingInferencer(BaseInferencer):
                 ``preds/<image>.json`` (predictions) under it.
             return_datasamples (bool): Return the ``DetDataSample``s instead of dicts. Defaults to False.
             print_result (bool): Print the predictions. Defaults to False.
+            heatmap (bool): Draw each pair as the image beside its heat map (:meth:`attention_map`: the
+                Grad-CAM map of a model with ``gradcam()`` such as X-VLM's weakly supervised grounding, the
+                text-to-image attention of MDETR* or FIBER), with the kept boxes on both panels
+                (:func:`~mmvlg.visualization.draw_attention`), instead of the boxes alone. Defaults to False.
+            heatmap_layers (list[int], optional): The ``layers`` of :meth:`attention_map` for ``heatmap``.
+            proposals (array-like | list, optional): Candidate boxes for models that rank given proposals
+                (X-VLM's weakly supervised grounding, whose config reads them from a file in training and
+                testing): (k, 4) x1, y1, x2, y2 in original-image pixels for a single image, or a list with one
+                such array per image. Every expression of an image ranks that image's proposals.
 
         Returns:
             dict: ``predictions``: per image, a list with one entry per expression: ``dict(text, bboxes,
             scores)``, ``bboxes`` a list of [x1, y1, x2, y2] in original-image pixels sorted by ``scores``
             (or the ``DetDataSample``). ``visualization``: per image, per expression, the drawn image
             (RGB ``uint8``) with the expression as title and the best box in red (the other kept boxes in
-            orange); None unless ``return_vis``.
+            orange; with ``heatmap``, the image and heat-map panels side by side); None unless ``return_vis``.
         """
         if topk is not None and topk < 1:
             raise ValueError(f'topk must be >= 1 or None, got {topk}')
         images, items = self._pairs(inputs, texts)
+        if proposals is not None:
+            self._add_proposals(items, proposals, len(images), single=not isinstance(inputs, (list, tuple)))
         names = self._image_names(images)
         self.num_visualized_imgs += len(images)
         preds = []
@@ -460,7 +495,8 @@ class GroundingInferencer(BaseInferencer):
         img_out_dir = osp.join(out_dir, 'vis') if out_dir else ''
         pred_out_dir = osp.join(out_dir, 'preds') if out_dir else ''
         vis = self.visualize(list(zip(items, [names[it['image_index']] for it in items])), preds,
-                             return_vis=return_vis, show=show, wait_time=wait_time, img_out_dir=img_out_dir)
+                             return_vis=return_vis, show=show, wait_time=wait_time, img_out_dir=img_out_dir,
+                             heatmap=heatmap, heatmap_layers=heatmap_layers)
         return self.postprocess(preds, vis, return_datasamples, print_result=print_result, pred_out_dir=pred_out_dir,
                                 items=items, names=names)
 
@@ -479,20 +515,25 @@ class GroundingInferencer(BaseInferencer):
         return names
 
     def visualize(self, inputs: List[Tuple[dict, str]], preds: List[DetDataSample], return_vis: bool = False,
-                  show: bool = False, wait_time: float = 0, img_out_dir: str = '',
-                  **kwargs) -> Optional[List[np.ndarray]]:
+                  show: bool = False, wait_time: float = 0, img_out_dir: str = '', heatmap: bool = False,
+                  heatmap_layers: Optional[Sequence[int]] = None, **kwargs) -> Optional[List[np.ndarray]]:
         """Draw each pair: the expression as title, the kept boxes (best in red) and their scores.
 
         Args:
             inputs (list[tuple[dict, str]]): Each pair's item (``img`` or ``img_path``, ``text``) and the name
                 of its image.
             preds (list[DetDataSample]): The predictions, in the same order.
+            heatmap (bool): Draw the image beside its :meth:`attention_map` heat map (see :meth:`__call__`).
+            heatmap_layers (list[int], optional): ``layers`` of :meth:`attention_map`.
 
         Returns:
             list[np.ndarray] or None: RGB drawings, if anything is to be drawn.
         """
         if not (return_vis or show or img_out_dir):
             return None
+        if heatmap:
+            return self._visualize_heatmaps(inputs, preds, show=show, wait_time=wait_time, img_out_dir=img_out_dir,
+                                            layers=heatmap_layers)
         if self.visualizer is None:
             raise ValueError('drawing needs a visualizer in the config')
         drawings = []
@@ -507,6 +548,30 @@ class GroundingInferencer(BaseInferencer):
             self.visualizer.add_datasample(name, cache[index], pred, draw_gt=False, draw_pred=True, show=show,
                                            wait_time=wait_time, out_file=out_file)
             drawings.append(self.visualizer.get_image())
+        return drawings
+
+    def _visualize_heatmaps(self, inputs: List[Tuple[dict, str]], preds: List[DetDataSample], show: bool = False,
+                            wait_time: float = 0, img_out_dir: str = '',
+                            layers: Optional[Sequence[int]] = None) -> List[np.ndarray]:
+        """RGB drawings of :func:`~mmvlg.visualization.draw_attention`: each pair's image beside its heat map,
+        the kept boxes and their scores on both, the expression as title."""
+        from mmvlg.visualization import draw_attention
+        drawings = []
+        for (item, name), pred in zip(inputs, preds):
+            rgb = self._load_rgb(item)
+            image = item['img'] if 'img' in item else np.ascontiguousarray(rgb[..., ::-1])
+            heat = self.attention_map(image, item['text'], layers=layers)
+            inst = pred.pred_instances.cpu()
+            boxes = inst.bboxes.float().numpy() if len(inst) else None
+            drawing = draw_attention(rgb[..., ::-1], heat, bboxes=boxes,
+                                     scores=inst.scores.float().tolist() if len(inst) else None,
+                                     text=item['text'], min_size=384)
+            if img_out_dir:
+                mmcv.imwrite(drawing, osp.join(img_out_dir, f'{name}_{item["text_index"]}.jpg'))
+            drawing = np.ascontiguousarray(drawing[..., ::-1])
+            if show:
+                mmcv.imshow(drawing[..., ::-1], win_name=name, wait_time=int(wait_time * 1000))
+            drawings.append(drawing)
         return drawings
 
     @staticmethod

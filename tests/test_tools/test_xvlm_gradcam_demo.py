@@ -66,3 +66,30 @@ def test_demo_writes_a_picture(files, capsys):
     with pytest.raises(KeyError, match='dets.json has no proposals for image 8'):
         demo.main([files['image'], 'the red circle', WEAK, files['checkpoint'], '--out-file', out,
                    '--device', 'cpu', '--proposal-file', str(props), '--image-id', '8'])
+
+
+def test_inferencer_heatmap_option_and_given_proposals(files):
+    inferencer = GroundingInferencer(WEAK, files['checkpoint'], device='cpu')
+    proposals = [[0, 0, 40, 24], [40, 24, 80, 48], [10, 10, 20, 20]]
+    out_dir = files['root'] / 'heat'
+    out = inferencer(files['image'], ['the red circle', 'the small purple triangle'], proposals=proposals, topk=2,
+                     heatmap=True, return_vis=True, out_dir=str(out_dir))
+    preds = out['predictions'][0]
+    assert len(preds) == 2 and all(len(p['bboxes']) == 2 and p['bboxes'][0] in proposals for p in preds)
+    # the ranking is the Grad-CAM score of the proposals on the same map that is drawn
+    heat = inferencer.attention_map(files['image'], 'the red circle')
+    from mmvlg.models.utils import score_proposals
+    scores = score_proposals(torch.from_numpy(heat), torch.tensor(proposals, dtype=torch.float32), 0.5)
+    assert preds[0]['bboxes'][0] == proposals[int(scores.argmax())]
+    drawing = out['visualization'][0][0]  # RGB: the image and its heat map side by side, enlarged to 384
+    assert drawing.ndim == 3 and drawing.shape[1] > 2 * 384 and drawing.shape[0] > 384 * 48 // 80
+    assert cv2.imread(str(out_dir / 'vis' / 'scene_1.jpg')) is not None
+    # without the option: the visualizer's box drawing (one panel)
+    plain = inferencer(files['image'], 'the red circle', proposals=proposals, return_vis=True)
+    assert plain['visualization'][0][0].shape != drawing.shape
+    with pytest.raises(ValueError, match=r'proposals of image 0: expected a \(k, 4\)'):
+        inferencer(files['image'], 'the red circle', proposals=[[0, 0, 40]])
+    with pytest.raises(ValueError, match='x1 < x2'):
+        inferencer(files['image'], 'the red circle', proposals=[[40, 0, 10, 20]])
+    with pytest.raises(ValueError, match='2 images but 1 entries in proposals'):
+        inferencer([files['image'], files['image']], 'the red circle', proposals=[proposals])

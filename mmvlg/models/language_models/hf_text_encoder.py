@@ -271,15 +271,27 @@ class HFTextEncoder(BaseModule):
             default: the encoder's width), ``num_contexts`` (default 1; n > 1: the layers of ``[start, end)`` are
             replicated n times, see above) and ``shared`` (the cross-attention projections the n copies of a layer
             share; default ``('key', 'value')``). None: no cross-attention.
+        checkpoint_vocab (list | str, optional): The word vocabulary (a list of words, a built-in name, or
+            ``dict(vocab_file=...)``) of the checkpoints loaded into this encoder, when it is not the
+            encoder's own (``tokenizer.vocab``): e.g. a pre-training over captions loaded into a VQA model whose
+            vocabulary also has the question words. On load, a word-embedding matrix with that vocabulary's rows
+            (special tokens first, as :func:`build_word_tokenizer` numbers them) is mapped onto this encoder's
+            vocabulary word by word; words the checkpoint lacks keep their current (initial) rows, and the
+            mapping is logged. Other vocabulary-sized tensors (an MLM head's bias and output matrix) map with
+            :meth:`remap_vocab_rows`. Only with a word tokenizer (``model_config``). Defaults to None.
     """
 
     def __init__(self, name_or_path: Optional[str] = None, model_config: Optional[dict] = None,
                  tokenizer: Optional[dict] = None, max_length: int = 256, frozen: bool = False,
                  use_pooler: bool = False, pretrained_weights: bool = True, cross_attention: Optional[dict] = None,
-                 init_cfg=None) -> None:
+                 checkpoint_vocab: Union[Sequence[str], str, dict, None] = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if (name_or_path is None) == (model_config is None):
             raise ValueError('HFTextEncoder: give exactly one of name_or_path (pretrained) and model_config')
+        if checkpoint_vocab is not None and model_config is None:
+            raise ValueError('HFTextEncoder: checkpoint_vocab maps word-tokenizer vocabularies; it needs model_config '
+                             'with a word tokenizer, not name_or_path')
+        self._vocab_map: Optional[Tuple[int, Tensor, Tensor, List[str]]] = None
         import transformers
         self.name_or_path = name_or_path
         self.max_length = max_length
@@ -306,6 +318,7 @@ class HFTextEncoder(BaseModule):
                 raise ValueError(f'HFTextEncoder: unknown tokenizer type in {tokenizer}')
             vocab = resolve_vocab(tok_cfg.pop('vocab', None), tok_cfg.pop('vocab_file', None))
             self.tokenizer = build_word_tokenizer(vocab, **tok_cfg)
+            self._vocab_map = self._build_vocab_map(vocab, checkpoint_vocab)
             cfg.setdefault('vocab_size', len(self.tokenizer))
             cfg.setdefault('max_position_embeddings', max(max_length, 64))
             cfg.setdefault('pad_token_id', self.tokenizer.pad_token_id)
@@ -417,7 +430,68 @@ class HFTextEncoder(BaseModule):
                 out[f'{prefix}{m.group(1)}.{t}.{m.group(3)}'] = value
         return out
 
+    @staticmethod
+    def _build_vocab_map(vocab: Sequence[str], checkpoint_vocab) -> Optional[Tuple[int, Tensor, Tensor, List[str]]]:
+        """``(checkpoint rows, checkpoint indices, own indices, new words)`` of the words both vocabularies have
+        (special tokens included), or None without ``checkpoint_vocab``."""
+        if checkpoint_vocab is None:
+            return None
+        if isinstance(checkpoint_vocab, dict):
+            src_words = resolve_vocab(checkpoint_vocab.get('vocab'), checkpoint_vocab.get('vocab_file'))
+        else:
+            src_words = resolve_vocab(checkpoint_vocab)
+
+        def table(words):
+            return list(SPECIAL_TOKENS) + [w for w in dict.fromkeys(words) if w not in SPECIAL_TOKENS]
+
+        src, own = table(src_words), table(vocab)
+        src_index = {w: i for i, w in enumerate(src)}
+        pairs = [(src_index[w], i) for i, w in enumerate(own) if w in src_index]
+        new_words = [w for w in own if w not in src_index]
+        if len(src) == len(own) and src != own:
+            raise ValueError(f'HFTextEncoder: checkpoint_vocab has as many tokens ({len(src)}) as the own vocabulary but '
+                             'other words or another order; a checkpoint of either could not be told apart by its '
+                             'size. Add the new words after the checkpoint vocabulary\'s words instead')
+        return (len(src), torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]), new_words)
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the word-embedding matrix."""
+        return self.word_embeddings.weight.shape[0]
+
+    def remap_vocab_rows(self, value: Tensor, current: Tensor, name: str = '') -> Tensor:
+        """A vocabulary-sized tensor of a ``checkpoint_vocab`` checkpoint (first dimension its vocabulary
+        size) mapped onto this encoder's vocabulary: the rows of shared words from ``value``, the others from
+        ``current`` (the module's present values). A tensor of another size is returned as is.
+
+        Args:
+            value (Tensor): The checkpoint's tensor.
+            current (Tensor): The module's tensor (first dimension :attr:`vocab_size`).
+            name (str): The key, for the log.
+        """
+        if self._vocab_map is None or value.dim() == 0:
+            return value
+        rows, src, dst, new_words = self._vocab_map
+        if value.shape[0] != rows or rows == current.shape[0] or tuple(value.shape[1:]) != tuple(current.shape[1:]):
+            return value  # not of the checkpoint vocabulary (e.g. this model's own checkpoint)
+        out = current.detach().clone().to(value.dtype)
+        out[dst] = value[src].to(out.device)
+        from mmengine.logging import print_log
+        shown = ', '.join(new_words[:10]) + (', ...' if len(new_words) > 10 else '')
+        print_log(f'HFTextEncoder: {name or "tensor"} of the checkpoint vocabulary ({rows} tokens) mapped onto this '
+                  f'vocabulary ({current.shape[0]} tokens) by word: {len(src)} rows loaded, {len(new_words)} new '
+                  f'words keep their initial rows ({shown})', logger='current')
+        return out
+
+    def remap_vocab_state_dict(self, state_dict: Dict[str, Tensor], prefix: str = '') -> None:
+        """Map this encoder's word-embedding entry of ``state_dict`` (with ``prefix``) from the
+        ``checkpoint_vocab`` vocabulary onto the own one, in place (see :meth:`remap_vocab_rows`)."""
+        key = f'{prefix}model.embeddings.word_embeddings.weight'
+        if self._vocab_map is not None and key in state_dict:
+            state_dict[key] = self.remap_vocab_rows(state_dict[key], self.word_embeddings.weight, key)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        self.remap_vocab_state_dict(state_dict, prefix)
         if self._single_context_layers is not None:
             expanded = self.expand_state_dict(state_dict, prefix)
             if expanded is not state_dict:  # in place: the children read their keys from this dict afterwards

@@ -156,6 +156,46 @@ def test_answer_head_from_a_pretraining_checkpoint():
     assert torch.all(model.answer_head.lm_head.bias == 5.0)
 
 
+def test_pretraining_checkpoint_of_another_vocabulary():
+    # the pre-training knows fewer words (no question words); checkpoint_vocab maps its rows onto the VQA
+    # vocabulary by word, then the answer decoder copies the mapped embeddings and MLM head
+    pre_vocab = ['the', 'red', 'circle', 'blue', 'a', 'left']
+    torch.manual_seed(3)
+    pre_lm = dict(_lm(), tokenizer=dict(type='word', vocab=pre_vocab))
+    pre = MODELS.build(dict(type='XVLM', vision_encoder=_vision(), language_model=pre_lm,
+                            mlm_head=dict(type='MLMHead', tie_word_embeddings=True)))
+    pre.init_weights()
+    with torch.no_grad():
+        for p in pre.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    model = _model(language_model=dict(_lm(), checkpoint_vocab=pre_vocab))
+    fresh = model.language_model.word_embeddings.weight.detach().clone()
+    from mmengine.runner.checkpoint import load_state_dict
+    load_state_dict(model, pre.state_dict(), strict=False)
+    src_tok, dst_tok = pre.language_model.tokenizer, model.language_model.tokenizer
+    for word in ['[CLS]', '[SEP]', '[PAD]', 'the', 'red', 'circle', 'blue', 'a']:
+        i, j = src_tok.convert_tokens_to_ids(word), dst_tok.convert_tokens_to_ids(word)
+        assert torch.equal(model.language_model.word_embeddings.weight[j], pre.language_model.word_embeddings.weight[i])
+        assert torch.equal(model.answer_head.decoder.word_embeddings.weight[j],
+                           pre.language_model.word_embeddings.weight[i])
+        assert model.answer_head.lm_head.bias[j] == pre.mlm_head.bias[i]
+    for word in ['what', 'color', '?']:  # new words keep their initialization
+        j = dst_tok.convert_tokens_to_ids(word)
+        assert torch.equal(model.language_model.word_embeddings.weight[j], fresh[j])
+    # the model's own checkpoint (its vocabulary's size) loads unchanged
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state['language_model.model.embeddings.word_embeddings.weight'].fill_(0.5)
+    load_state_dict(model, state, strict=True)
+    assert torch.all(model.language_model.word_embeddings.weight == 0.5)
+
+
+def test_checkpoint_vocab_errors():
+    with pytest.raises(ValueError, match='as many tokens'):
+        MODELS.build(dict(_lm(), checkpoint_vocab=list(reversed(VOCAB))))
+    with pytest.raises(ValueError, match='needs model_config'):
+        MODELS.build(dict(type='HFTextEncoder', name_or_path='bert-base-uncased', checkpoint_vocab=VOCAB))
+
+
 def test_tiny_config_builds():
     cfg = Config.fromfile(TINY)
     from mmvlg.datasets.synthetic.vqa import question_vocabulary, synthref_vqa_answers

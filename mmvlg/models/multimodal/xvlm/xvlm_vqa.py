@@ -120,6 +120,14 @@ class XVLMVQA(XVLM):
         """Load-state-dict pre-hook: a checkpoint with ``language_model.*`` but no ``answer_head.*`` entries
         (X-VLM pre-training) fills the answer decoder from its cross encoder (and its ``mlm_head``)."""
         head, lm, mlm = f'{prefix}answer_head.', f'{prefix}language_model.', f'{prefix}mlm_head.'
+        # a checkpoint of another word vocabulary (the text encoder's checkpoint_vocab): its word embeddings and
+        # MLM head map onto this vocabulary first, so that the answer decoder's copies fit
+        self.language_model.remap_vocab_state_dict(state_dict, lm)
+        own_lm_head = self.answer_head.lm_head
+        for name, current in (('bias', own_lm_head.bias), ('decoder.weight', own_lm_head.decoder.weight)):
+            if f'{mlm}{name}' in state_dict:
+                state_dict[f'{mlm}{name}'] = self.language_model.remap_vocab_rows(state_dict[f'{mlm}{name}'],
+                                                                                  current, f'{mlm}{name}')
         if not self.init_answer_head or any(k.startswith(head) for k in state_dict):
             return
         if not any(k.startswith(lm) for k in state_dict):
