@@ -449,9 +449,9 @@ class HFTextEncoder(BaseModule):
         pairs = [(src_index[w], i) for i, w in enumerate(own) if w in src_index]
         new_words = [w for w in own if w not in src_index]
         if len(src) == len(own) and src != own:
-            raise ValueError(f'HFTextEncoder: checkpoint_vocab has as many tokens ({len(src)}) as the own vocabulary but '
-                             'other words or another order; a checkpoint of either could not be told apart by its '
-                             'size. Add the new words after the checkpoint vocabulary\'s words instead')
+            raise ValueError(f'HFTextEncoder: checkpoint_vocab has as many tokens ({len(src)}) as the own vocabulary '
+                             'but other words or another order; a checkpoint of either could not be told apart by '
+                             'its size. Add the new words after the checkpoint vocabulary\'s words instead')
         return (len(src), torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]), new_words)
 
     @property
