@@ -47,7 +47,7 @@ val_dataloader = dict(
                  answer_file='vqav2/v2_mscoco_val2014_annotations.json', data_prefix=dict(img='coco/val2014/'),
                  test_mode=True, pipeline=test_pipeline, **common))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy')
+val_evaluator = dict(type='VQAAccuracy', group_by='answer_type')  # also yes/no, number, other
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='vqa/accuracy', rule='greater'))
 # For test-dev/test-std the authors train on train + val (all but a small held-out part) and submit the answers

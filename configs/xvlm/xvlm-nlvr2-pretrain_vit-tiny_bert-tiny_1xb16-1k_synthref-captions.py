@@ -3,7 +3,8 @@
 # two-image model of xvlm-nlvr2_vit-tiny_bert-tiny_1xb16-2k_synthref-nlvr2.py with a linear ta_head: each caption is
 # given its own scene and a hard negative one (left or right) or two hard negatives ("neither", 1/3), drawn by the
 # (frozen) ITC image embeddings; 3-way cross entropy. Its last checkpoint initializes the tiny NLVR2 fine-tuning
-# (load_from). Initialize it from a single-image X-VLM checkpoint of the same vocabulary with load_from (each cross
+# (load_from). Initialize it from a single-image X-VLM checkpoint (the tiny pre-training: its caption vocabulary maps
+# onto this one by word, checkpoint_vocab) with load_from (each cross
 # layer is copied to both images).
 _base_ = ['./xvlm-nlvr2_vit-tiny_bert-tiny_1xb16-2k_synthref-nlvr2.py']
 model = dict(

@@ -6,7 +6,9 @@
 # val statements, overall and per template. The vocabulary is that of the SynthRef captions and statements, so that
 # the tiny text-assignment step (xvlm-nlvr2-pretrain_vit-tiny_bert-tiny_1xb16-1k_synthref-captions.py) initializes it:
 #   --cfg-options load_from=work_dirs/xvlm-nlvr2-pretrain_vit-tiny_bert-tiny_1xb16-1k_synthref-captions/iter_1000.pth
-_base_ = ['../_base_/models/xvlm_vit-b-16_bert-base.py', '../_base_/default_runtime.py']
+# (a checkpoint of the tiny pre-training, of the captions' vocabulary, maps onto this one by word: checkpoint_vocab)
+_base_ = ['../_base_/models/xvlm_vit-b-16_bert-base.py', '../_base_/default_runtime.py',
+          '../_base_/datasets/synthref_captions_vocab.py']
 # every word of the SynthRef captions and NLVR2 statements (a test checks it)
 nlvr2_vocab = [
     ',', ':', 'a', 'above', 'and', 'are', 'below', 'big', 'blue', 'both', 'bottommost', 'circle', 'circles', 'contain',
@@ -26,6 +28,7 @@ model = dict(
         model_config=dict(model_type='bert', hidden_size=width, num_hidden_layers=4, num_attention_heads=2,
                           intermediate_size=2 * width),
         tokenizer=dict(type='word', vocab=nlvr2_vocab),
+        checkpoint_vocab=_base_.caption_vocab,  # the tiny pre-training's
         cross_attention=dict(start=2, num_contexts=2)),
     itc_head=None, itm_head=None, mlm_head=None, bbox_head=None,
     cls_head=dict(type='MLPBlock', hidden_dims=2 * width))

@@ -69,7 +69,7 @@ val_dataloader = dict(
                  answer_file='vqav2/v2_mscoco_val2014_annotations.json', data_prefix=dict(img='coco/val2014/'),
                  test_mode=True, pipeline=test_pipeline, **common))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy')
+val_evaluator = dict(type='VQAAccuracy', group_by='answer_type')  # also yes/no, number, other
 test_evaluator = val_evaluator
 # test-dev / test-std: test2015 questions with answer_file=None, and tools/test.py --out PREFIX writes the results
 # file for the evaluation server.

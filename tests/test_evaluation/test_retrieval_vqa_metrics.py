@@ -67,6 +67,22 @@ def test_vqa_accuracy():
     assert metric.compute_metrics(metric.results)['accuracy'] == pytest.approx(50.0 + 50.0 * 1.0 * 1.0)
 
 
+def test_vqa_accuracy_per_group():
+    metric = VQAAccuracy(group_by=('answer_type', 'question_type'))
+    yes, three, yn = ['yes'] * 10, ['3'] * 10, 'yes/no'
+    metric.process({}, [dict(question_id=1, pred_answer='yes', answers=yes, answer_type=yn, question_type='exist'),
+                        dict(question_id=2, pred_answer='no', answers=yes, answer_type=yn, question_type='exist'),
+                        dict(question_id=3, pred_answer='3', answers=three, answer_type='number',
+                             question_type='count'),
+                        dict(question_id=4, pred_answer='3', answers=three)])
+    m = metric.compute_metrics(metric.results)
+    assert m['accuracy'] == pytest.approx(75.0)
+    assert m['answer_type/yes/no'] == pytest.approx(50.0) and m['answer_type/number'] == pytest.approx(100.0)
+    assert m['question_type/exist'] == pytest.approx(50.0) and m['question_type/count'] == pytest.approx(100.0)
+    assert m['answer_type/unknown'] == pytest.approx(100.0)  # a sample without the key
+    assert set(VQAAccuracy().compute_metrics(metric.results)) == {'accuracy'}
+
+
 def test_every_metric_accepts_outfile_prefix(tmp_path):
     """Issue 15, Tools item 1: ``tools/test.py --out`` sets ``outfile_prefix`` on every evaluator."""
     from mmvlg.registry import METRICS

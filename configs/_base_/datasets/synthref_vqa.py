@@ -28,5 +28,5 @@ val_dataloader = dict(
                  answer_file='annotations/answers_val.json', data_prefix=dict(img='images/'), generate=generate,
                  answer_list=answers, test_mode=True, pipeline=pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy')
+val_evaluator = dict(type='VQAAccuracy', group_by='question_type')  # also per question type
 test_evaluator = val_evaluator

@@ -8,7 +8,8 @@ from mmvlg.registry import TRANSFORMS
 from .formatting import positive_strides
 
 IMAGE_TEXT_META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip', 'flip_direction',
-                        'text', 'text_id', 'split', 'question_id', 'answers', 'answer_labels', 'answer_scores')
+                        'text', 'text_id', 'split', 'question_id', 'answers', 'answer_labels', 'answer_scores',
+                        'answer_type', 'question_type')
 
 
 @TRANSFORMS.register_module()

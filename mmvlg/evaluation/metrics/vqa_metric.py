@@ -1,7 +1,7 @@
 """VQA accuracy (the VQA v2 evaluation)."""
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import dump
@@ -59,15 +59,21 @@ class VQAAccuracy(BaseMetric):
             takes (``[{"question_id": int, "answer": str}, ...]``), and the metrics to
             ``{outfile_prefix}.vqa_metrics.json``. Questions without answers (a test-dev/test-std split) are
             then allowed: they are written, not scored.
+        group_by (str | list[str], optional): Also report the accuracy per value of these metainfo keys of the
+            samples, as ``{prefix}/{key}/{value}``: ``'answer_type'`` (VQA v2's ``yes/no``, ``number``, ``other``,
+            as the official evaluation's per-answer-type accuracy) and/or ``'question_type'`` (SynthRef VQA's
+            ``count``, ``exist``, ``color``, ``relation_color``, ``shape``). A sample without the key counts as
+            ``unknown``. Defaults to None (overall accuracy only).
         collect_device (str): Device for collecting results across ranks. Defaults to 'cpu'.
         prefix (str, optional): Metric key prefix. Defaults to ``'vqa'``.
     """
     default_prefix: Optional[str] = 'vqa'
 
-    def __init__(self, outfile_prefix: Optional[str] = None, collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+    def __init__(self, outfile_prefix: Optional[str] = None, group_by: Union[str, Sequence[str], None] = None,
+                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.outfile_prefix = outfile_prefix
+        self.group_by = (group_by, ) if isinstance(group_by, str) else tuple(group_by or ())
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         for ds in data_samples:
@@ -79,8 +85,9 @@ class VQAAccuracy(BaseMetric):
             if answers:
                 answers = [a['answer'] if isinstance(a, dict) else a for a in answers]
                 acc = vqa_accuracy(ds['pred_answer'], answers)
+            groups = {key: str(ds.get(key, 'unknown')) for key in self.group_by}
             self.results.append(dict(question_id=_plain(ds.get('question_id')), pred=str(ds['pred_answer']),
-                                     acc=acc))
+                                     acc=acc, groups=groups))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         if not results:
@@ -91,6 +98,13 @@ class VQAAccuracy(BaseMetric):
         if scored:
             metrics['accuracy'] = 100.0 * sum(scored) / len(scored)
             logger.info(f'VQA accuracy {metrics["accuracy"]:.2f} over {len(scored)} questions')
+            for key in self.group_by:
+                per: Dict[str, List[float]] = {}
+                for r in results:
+                    if r['acc'] is not None:
+                        per.setdefault(r.get('groups', {}).get(key, 'unknown'), []).append(r['acc'])
+                for value, accs in sorted(per.items()):
+                    metrics[f'{key}/{value}'] = 100.0 * sum(accs) / len(accs)
         if self.outfile_prefix is not None:
             out = f'{self.outfile_prefix}.vqa.json'
             dump([dict(question_id=r['question_id'], answer=r['pred']) for r in results], out)
