@@ -13,11 +13,12 @@ from .query_generators import (
     grid_reference_boxes,
 )
 from .transformer import FFN, DetrDecoderLayer, DetrTransformerDecoderSDPA, VLEncoderLayer, VLTransformerEncoder
+from .visual_dictionary import VisualDictionary
 
 __all__ = [
     'MultiheadSDPA', 'VLEncoderLayer', 'DetrDecoderLayer', 'VLTransformerEncoder', 'DetrTransformerDecoderSDPA',
     'FFN', 'grid_points', 'sine_embed_points', 'GatedCrossAttention', 'CrossModalPooler', 'FirstTokenPooler',
     'masked_mean', 'BaseQueryGenerator', 'LearnedQueries', 'ConstantGridQueries', 'SiRiGridQueries', 'TokenQueries',
     'grid_reference_boxes',
-    'DualStreamPooler', 'pool_tokens', 'MLPBlock', 'build_projection'
+    'DualStreamPooler', 'pool_tokens', 'MLPBlock', 'build_projection', 'VisualDictionary'
 ]
