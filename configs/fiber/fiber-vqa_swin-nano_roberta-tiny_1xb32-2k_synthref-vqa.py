@@ -3,9 +3,11 @@
 # and relations; VQA v2 format, mmvlg/datasets/synthetic/vqa.py), a 16-wide Swin (depths 1-1-2-1) and a 3-layer,
 # 32-wide RoBERTa over the questions' words, fused in their top 2 layers (the tiny coarse config's sizes), trained
 # from scratch; the pooled text and image features through the VQA classifier over the 19 possible answers;
-# VQA accuracy on the val scenes.
+# VQA accuracy on the val scenes. From the tiny coarse pre-training (FIBER fine-tunes VQA from its coarse model):
+# --cfg-options load_from=work_dirs/fiber-coarse_swin-nano_roberta-tiny_1xb16-3k_synthref-captions/iter_3000.pth; its
+# word embeddings are of the captions' vocabulary and map onto the questions' by word (checkpoint_vocab).
 _base_ = ['../_base_/datasets/synthref_vqa.py', '../_base_/schedules/fiber_vqa_10e.py',
-          '../_base_/default_runtime.py']
+          '../_base_/default_runtime.py', '../_base_/datasets/synthref_captions_vocab.py']
 embed_dims = 32
 model = dict(
     type='FIBERVQA',
@@ -22,7 +24,8 @@ model = dict(
             type='HFTextEncoder', max_length=24,
             model_config=dict(model_type='roberta', hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                               intermediate_size=64),
-            tokenizer=dict(type='word', vocab=_base_.question_vocab))),
+            tokenizer=dict(type='word', vocab=_base_.question_vocab),
+            checkpoint_vocab=_base_.caption_vocab)),  # the tiny coarse pre-training's
     vqa_head=dict(type='VQAHead', answers=_base_.answers, loss_weight=1.0))
 
 # From scratch on CPU: one learning rate (no per-module multipliers: mmengine would step AdamW per parameter),

@@ -92,7 +92,7 @@ def draw_attention(image: np.ndarray, attention: np.ndarray, bboxes: Optional[np
     if bboxes is not None:
         boxes = np.asarray(bboxes, dtype=np.float32).reshape(-1, 4) * factor
         for i, box in enumerate(boxes):
-            label = f'{scores[i]:.2f}' if scores is not None and i < len(scores) else None
+            label = f'{scores[i]:.3g}' if scores is not None and i < len(scores) else None
             for panel in (left, overlay):
                 _draw_box(panel, box, thickness, label, label_scale)
     gap = max(2, w // 64)
