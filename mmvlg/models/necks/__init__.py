@@ -1,3 +1,4 @@
 from .low_level_fusion import LowLevelFusionNeck
+from .soho_neck import SOHONeck
 
-__all__ = ['LowLevelFusionNeck']
+__all__ = ['LowLevelFusionNeck', 'SOHONeck']
