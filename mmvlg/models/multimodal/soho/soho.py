@@ -248,6 +248,16 @@ class SOHO(BaseVLModel):
         losses.update(dict_used=visual['used'], dict_perplexity=visual['perplexity'])
         return losses
 
+    def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
+        """MMEngine's training step; with an :class:`~mmengine.optim.OptimWrapperDict` (the paper's SGD for the
+        backbone and AdamW for the rest, :class:`~mmvlg.engine.ModuleOptimWrapperConstructor`), one backward
+        and a step of each optimizer over its own parameters (:func:`~mmvlg.engine.multi_optim_train_step`)."""
+        from mmengine.optim import OptimWrapperDict
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            from mmvlg.engine.optimizers import multi_optim_train_step
+            return multi_optim_train_step(self, data, optim_wrapper)
+        return super().train_step(data, optim_wrapper)
+
     # -------------------------------------------------------------------------------------- inference
     def _forward(self, inputs: Tensor, data_samples: SampleList = None) -> Tensor:
         """(B, L + N, C): the transformer's outputs for each image with its own ``text`` (no masking)."""

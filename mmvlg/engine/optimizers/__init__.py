@@ -1,0 +1,3 @@
+from .module_optim_constructor import ModuleOptimWrapperConstructor, multi_optim_train_step
+
+__all__ = ['ModuleOptimWrapperConstructor', 'multi_optim_train_step']
