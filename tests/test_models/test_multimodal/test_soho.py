@@ -165,17 +165,36 @@ def test_image_without_caption_is_named():
         model.loss(inputs, samples)
 
 
+def test_retrieval_scores_every_pair_by_itm():
+    model = _model().eval()
+    inputs, samples = _batch(3, 128)
+    img, txt = model.encode_batch(inputs, samples)
+    from mmvlg.models.multimodal.retrieval import split_cached
+    i2t, t2i = model.rank_gallery(split_cached(img), split_cached(txt))
+    assert i2t.shape == (3, 3) and torch.equal(i2t, t2i)
+    for i in range(3):  # pair (image i, text j) scored directly
+        for j in range(3):
+            pair = [DetDataSample(metainfo=dict(samples[j].metainfo, img_shape=(128, 128)))]
+            logits = model.itm_head(model(inputs[i:i + 1], pair, mode='tensor')[:, 0])
+            assert torch.allclose(i2t[i, j], logits[0, 1] - logits[0, 0], atol=1e-4)
+
+
 # --------------------------------------------------------------------------------- the tiny config
+def _tiny_data(cfg, tmp_path):
+    generate = dict(num_scenes=dict(train=8, val=3), image_size=32, phrasings=['list', 'count'], seed=0)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(batch_size=4, num_workers=0, persistent_workers=False)
+        cfg[loader].dataset.update(data_root=str(tmp_path / 'caps'), generate=generate)
+
+
 @pytest.mark.filterwarnings('ignore')
 def test_tiny_config_trains_a_few_iterations(tmp_path):
     from mmengine.runner import Runner
     cfg = _cfg()
     assert cfg.caption_vocab == caption_vocabulary()
     assert cfg.model.neck.dictionary.num_entries == 64 and cfg.train_cfg.max_iters == 2000
-    generate = dict(num_scenes=dict(train=8, val=2), image_size=32, phrasings=['list', 'count'], seed=0)
-    cfg.train_dataloader.update(batch_size=4, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.update(data_root=str(tmp_path / 'caps'), generate=generate)
-    cfg.train_cfg.max_iters = 3
+    _tiny_data(cfg, tmp_path)
+    cfg.train_cfg.update(max_iters=3, val_interval=3)
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=3)]
     cfg.default_hooks.checkpoint.interval = 3
     cfg.default_hooks.logger.interval = 1
@@ -187,8 +206,10 @@ def test_tiny_config_trains_a_few_iterations(tmp_path):
     runner.train()
     scalars = runner.message_hub.log_scalars
     for key in ('train/loss_mlm', 'train/loss_mvm', 'train/loss_itm', 'train/acc_itm', 'train/dict_used',
-                'train/dict_perplexity'):
+                'train/dict_perplexity', 'val/retrieval/text_R@1', 'val/retrieval/image_R@5',
+                'val/retrieval/R_mean'):
         assert key in scalars, key
+    assert 0 <= scalars['val/retrieval/R_mean'].current() <= 100
     assert not torch.equal(runner.model.neck.dictionary.embed, before)
     assert not torch.equal(runner.model.language_model.word_embeddings.weight, text_before)
     ckpt = torch.load(osp.join(cfg.work_dir, 'iter_3.pth'), map_location='cpu', weights_only=True)
@@ -202,10 +223,8 @@ def test_paper_optimizers_through_the_runner(tmp_path):
     from mmengine.optim import OptimWrapperDict
     from mmengine.runner import Runner
     cfg = _cfg()
-    generate = dict(num_scenes=dict(train=8, val=2), image_size=32, phrasings=['list', 'count'], seed=0)
-    cfg.train_dataloader.update(batch_size=4, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.update(data_root=str(tmp_path / 'caps'), generate=generate)
-    cfg.train_cfg.max_iters = 2
+    _tiny_data(cfg, tmp_path)
+    cfg.train_cfg.update(max_iters=2, val_interval=100)
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=2)]
     cfg.optim_wrapper = dict(
         constructor='ModuleOptimWrapperConstructor',

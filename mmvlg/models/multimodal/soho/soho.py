@@ -12,6 +12,7 @@ from mmvlg.registry import MODELS
 
 from ...heads.itm_head import ids_tensor
 from ..base import BaseVLModel
+from ..retrieval import ImageTextRetrievalMixin, collate_cached
 
 NEGATIVE_RULES = ('binomial', 'exact')
 
@@ -91,7 +92,7 @@ def sample_mvm_mask(indices: Tensor, mask_prob: float = 0.015, generator: Option
 
 
 @MODELS.register_module()
-class SOHO(BaseVLModel):
+class SOHO(ImageTextRetrievalMixin, BaseVLModel):
     r"""`SOHO <https://arxiv.org/abs/2104.03135>`_ ("Seeing Out of tHe bOx"): end-to-end pre-training from
     pixels with a visual dictionary; MLM, MVM and ITM in one single-stream transformer.
 
@@ -113,6 +114,10 @@ class SOHO(BaseVLModel):
     The batch holds image-caption samples (``text``, ``img_id``); the captions of the batch fill the slots
     (captions of the same ``img_id`` are positives of each other).
 
+    Retrieval (the protocol of :class:`~mmvlg.engine.RetrievalValLoop`): SOHO has no dual encoder, so every
+    (image, text) pair of the gallery is scored by ITM (the match minus the no-match logit), in chunks of
+    ``retrieval_cfg.batch_size`` pairs; each image and each text is encoded once and cached.
+
     Loss keys: ``loss_mlm``, ``loss_mvm``, ``loss_itm`` (equal weights by default, the heads' and
     ``mvm_cfg.loss_weight``), and logged values ``acc_mlm``, ``acc_mvm``, ``acc_itm``, ``mvm_tokens`` (masked
     visual tokens in the batch), ``dict_used`` (dictionary entries used by the batch's tokens),
@@ -131,13 +136,16 @@ class SOHO(BaseVLModel):
         itm_cfg (dict, optional): :func:`sample_itm_texts`'s ``texts_per_image`` (4), ``rule`` (``'binomial'``,
             the code's; ``'exact'``, the paper's), ``neg_prob`` (0.5), ``num_negatives`` (2).
         mlm_mvm_on_negatives (bool): Whether MLM and MVM also count on negative pairs. Defaults to True (code).
+        retrieval_cfg (dict, optional): ``batch_size``: pairs per fused forward when ranking a gallery
+            (256).
         data_preprocessor (dict, optional): ``mmdet.DetDataPreprocessor``.
         init_cfg (dict, optional): Initialization config.
     """
 
     def __init__(self, backbone: ConfigType, neck: ConfigType, language_model: ConfigType, mlm_head: ConfigType,
                  itm_head: ConfigType, mvm_cfg: OptConfigType = None, itm_cfg: OptConfigType = None,
-                 mlm_mvm_on_negatives: bool = True, data_preprocessor: OptConfigType = None,
+                 mlm_mvm_on_negatives: bool = True, retrieval_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -161,6 +169,7 @@ class SOHO(BaseVLModel):
         if self.itm_cfg['rule'] not in NEGATIVE_RULES:
             raise ValueError(f'SOHO: itm_cfg.rule must be one of {NEGATIVE_RULES}, got {self.itm_cfg["rule"]!r}')
         self.mlm_mvm_on_negatives = bool(mlm_mvm_on_negatives)
+        self.retrieval_cfg = dict(dict(k=0, weight=1.0, batch_size=256), **(retrieval_cfg or {}))
 
     # ---------------------------------------------------------------------------------------- encoders
     def extract_visual(self, inputs: Tensor, data_samples: SampleList, use_dictionary: bool = True
@@ -276,6 +285,42 @@ class SOHO(BaseVLModel):
             ds.set_field(p.detach(), 'pred_score')
             ds.set_field((p > 0.5).long().detach(), 'pred_label')
         return data_samples
+
+    # ----------------------------------------------------------- the retrieval protocol (RetrievalValLoop)
+    @torch.no_grad()
+    def encode_images(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
+        """``tokens`` (B, N, C) the transformer's visual tokens (no MVM mask) and ``valid`` (B, N) bool."""
+        visual = self.extract_visual(inputs, data_samples)
+        return dict(tokens=self.neck.tokens(visual['embedded'], visual['pos']), valid=visual['valid'])
+
+    @torch.no_grad()
+    def encode_texts(self, texts, device=None) -> Dict[str, Tensor]:
+        """``input_ids`` and ``attention_mask`` (n, L) of the tokenized texts."""
+        tok = self.tokenize(list(texts), device)
+        return dict(input_ids=tok['input_ids'], attention_mask=tok['attention_mask'])
+
+    @torch.no_grad()
+    def score_pairs(self, image_feats: Dict[str, Tensor], text_feats: Dict[str, Tensor]) -> Tensor:
+        """(n,) ITM scores (match minus no-match logit) of n row-aligned pairs from their cached features."""
+        fused = self.fuse(text_feats['input_ids'], text_feats['attention_mask'], image_feats['tokens'],
+                          image_feats['valid'].bool())
+        logits = self.itm_head(fused[:, 0]).float()
+        return logits[:, 1] - logits[:, 0]
+
+    @torch.no_grad()
+    def rank_gallery(self, images, texts, device=None) -> Tuple[Tensor, Tensor]:
+        """(n_img, n_text) ITM scores of every pair (the same matrix for text and image retrieval)."""
+        n_img, n_text = len(images), len(texts)
+        rows = torch.arange(n_img).repeat_interleave(n_text)
+        cols = torch.arange(n_text).repeat(n_img)
+        step = max(1, int(self.retrieval_cfg['batch_size']))
+        scores = []
+        for s in range(0, len(rows), step):
+            r, c = rows[s:s + step].tolist(), cols[s:s + step].tolist()
+            scores.append(self.score_pairs(collate_cached([images[i] for i in r], device),
+                                           collate_cached([texts[j] for j in c], device)).cpu())
+        sim = torch.cat(scores).view(n_img, n_text) if scores else torch.zeros(n_img, n_text)
+        return sim, sim
 
 
 __all__: List[str] = ['SOHO', 'sample_itm_texts', 'sample_mvm_mask', 'NEGATIVE_RULES']
