@@ -148,7 +148,8 @@ class VisualDictionary(BaseModule):
         indices = self.lookup(inputs)
         entries = self.embed[indices].to(inputs.dtype)
         quantized = (entries - inputs).detach() + inputs
-        if self.training if update is None else update:
+        do_update = self.training if update is None else bool(update)
+        if do_update:
             counts, sums = self.statistics(inputs, indices)
             self.update(counts, sums)
         else:

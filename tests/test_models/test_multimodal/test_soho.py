@@ -142,6 +142,40 @@ def test_mlm_mvm_on_positives_only():
     # every slot is a negative: nothing left for MLM and MVM, their losses are zero (the graph is kept)
     assert float(losses['loss_mlm']) == 0.0 and float(losses['loss_mvm']) == 0.0
     assert float(losses['mvm_tokens']) == 0.0 and losses['loss_itm'] > 0
+    # two negatives of four: MLM and MVM targets, and masked inputs, on the positives only
+    model.itm_cfg['num_negatives'] = 2
+    seen = {}
+    import mmvlg.models.multimodal.soho.soho as soho_module
+    real_itm, real_fuse = soho_module.sample_itm_texts, model.fuse
+
+    def itm(*args, **kwargs):
+        seen['itm'] = real_itm(*args, **kwargs)
+        return seen['itm']
+
+    def fuse(input_ids, attention_mask, tokens, valid):
+        seen['ids'] = input_ids
+        return real_fuse(input_ids, attention_mask, tokens, valid)
+
+    def recording(name, f):
+        def wrapped(feats, labels):
+            seen[name] = labels
+            return f(feats, labels)
+        return wrapped
+
+    model.mlm_head.loss = recording('mlm', model.mlm_head.loss)
+    model.mvm_loss = recording('mvm', model.mvm_loss)
+    model.fuse = fuse
+    soho_module.sample_itm_texts = itm
+    try:
+        model.loss(inputs, samples)
+    finally:
+        soho_module.sample_itm_texts = real_itm
+    neg = seen['itm'][1] == 0
+    assert int(neg.sum()) == 8
+    assert (seen['mlm'][neg] == -100).all() and (seen['mlm'][~neg] != -100).any(dim=1).all()
+    assert (seen['mvm'][neg] == -100).all() and (seen['mvm'][~neg] >= 0).any(dim=1).all()
+    mask_id = model.tokenizer.mask_token_id
+    assert not (seen['ids'][neg] == mask_id).any()
 
 
 def test_neck_fusions():

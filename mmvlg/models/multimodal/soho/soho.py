@@ -243,7 +243,8 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
         masked_ids, mlm_labels = self.mlm_head.mask(tok['input_ids'], tok['attention_mask'], self.tokenizer)
         mvm_mask, mvm_labels = sample_mvm_mask(visual['indices'][img_index], self.mvm_cfg['mask_prob'])
         if not self.mlm_mvm_on_negatives:
-            neg = itm_labels == 0
+            neg = itm_labels == 0  # negatives: unmasked text and visual tokens, no MLM/MVM targets
+            masked_ids = torch.where(neg[:, None], tok['input_ids'], masked_ids)
             mlm_labels = mlm_labels.masked_fill(neg[:, None], -100)
             mvm_mask = mvm_mask & ~neg[:, None]
             mvm_labels = mvm_labels.masked_fill(neg[:, None], -100)
