@@ -1,3 +1,7 @@
-from .module_optim_constructor import ModuleOptimWrapperConstructor, multi_optim_train_step
+from .module_optim_constructor import (
+                                       ModuleOptimWrapperConstructor,
+                                       MultiOptimDistributedDataParallel,
+                                       multi_optim_train_step,
+)
 
-__all__ = ['ModuleOptimWrapperConstructor', 'multi_optim_train_step']
+__all__ = ['ModuleOptimWrapperConstructor', 'multi_optim_train_step', 'MultiOptimDistributedDataParallel']

@@ -5,11 +5,11 @@ from contextlib import ExitStack
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.model import is_model_wrapper
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper, OptimWrapperDict
 from torch import nn
 
-from mmvlg.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+from mmvlg.registry import MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
 
 
 def _claims(name: str, prefixes: Sequence[str]) -> bool:
@@ -34,7 +34,9 @@ class ModuleOptimWrapperConstructor:
     the module-name prefixes whose parameters it optimizes (``'backbone'`` takes ``backbone.*``); one entry may
     give ``modules=None`` to take every trainable parameter the others leave. A parameter shared by two modules
     (a tied MLM decoder) counts once, under its first name. Parameter schedulers apply to every wrapper of the
-    dict (MMEngine's ``ParamSchedulerHook``); a model trains with it through :func:`multi_optim_train_step`.
+    dict (MMEngine's ``ParamSchedulerHook``); a model trains with it through :func:`multi_optim_train_step`
+    (its ``train_step`` calls it; under distributed training the model wrapper is
+    :class:`MultiOptimDistributedDataParallel`, ``model_wrapper_cfg=dict(type='MultiOptimDistributedDataParallel')``).
 
     Raises:
         ValueError: A prefix that names no parameter, a parameter claimed by two entries, more than one
@@ -110,13 +112,14 @@ class ModuleOptimWrapperConstructor:
 def multi_optim_train_step(model: nn.Module, data: Union[dict, tuple, list],
                            optim_wrapper: OptimWrapperDict) -> Dict[str, torch.Tensor]:
     """:meth:`mmengine.model.BaseModel.train_step` for an :class:`~mmengine.optim.OptimWrapperDict`: one forward
-    (inside every wrapper's ``optim_context``), one backward of the summed losses, then each wrapper clips and
-    steps its own parameters when its accumulation count is reached.
+    (inside every wrapper's ``optim_context``; ``model`` may be a model wrapper), one backward of the summed
+    losses, then each wrapper clips and steps its own parameters when its accumulation count is reached.
 
     Raises:
         NotImplementedError: An :class:`~mmengine.optim.AmpOptimWrapper` in the dict (each would scale the loss
             with its own GradScaler).
     """
+    module = model.module if is_model_wrapper(model) else model
     wrappers: List[OptimWrapper] = list(optim_wrapper.values())
     if any(isinstance(w, AmpOptimWrapper) for w in wrappers):
         raise NotImplementedError('multi_optim_train_step: AMP with several optimizers is not supported; use one '
@@ -124,12 +127,12 @@ def multi_optim_train_step(model: nn.Module, data: Union[dict, tuple, list],
     with ExitStack() as stack:
         for w in wrappers:
             stack.enter_context(w.optim_context(model))
-        data = model.data_preprocessor(data, True)
-        losses = model._run_forward(data, mode='loss')
+        data = module.data_preprocessor(data, True)
+        losses = model._run_forward(data, mode='loss')  # a DDP wrapper's forward: the gradients are all-reduced
     counts = {w._accumulative_counts for w in wrappers}
     if len(counts) > 1:
         raise ValueError(f'multi_optim_train_step: the wrappers accumulate over different counts {sorted(counts)}')
-    parsed, log_vars = model.parse_losses(losses)
+    parsed, log_vars = module.parse_losses(losses)
     first = wrappers[0]
     first.backward(first.scale_loss(parsed))  # the accumulation factor is the same for every wrapper
     for w in wrappers[1:]:
@@ -141,4 +144,15 @@ def multi_optim_train_step(model: nn.Module, data: Union[dict, tuple, list],
     return log_vars
 
 
-__all__ = ['ModuleOptimWrapperConstructor', 'multi_optim_train_step']
+@MODEL_WRAPPERS.register_module()
+class MultiOptimDistributedDataParallel(MMDistributedDataParallel):
+    """MMEngine's DDP wrapper that also trains with an :class:`~mmengine.optim.OptimWrapperDict` (through
+    :func:`multi_optim_train_step`; MMEngine's own wrapper steps a single optimizer wrapper only)."""
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            return multi_optim_train_step(self, data, optim_wrapper)
+        return super().train_step(data, optim_wrapper)
+
+
+__all__ = ['ModuleOptimWrapperConstructor', 'multi_optim_train_step', 'MultiOptimDistributedDataParallel']

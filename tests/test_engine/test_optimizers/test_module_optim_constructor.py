@@ -84,3 +84,47 @@ def test_bad_configs():
                     b=dict(modules=['backbone.0', 'embed'], optimizer=dict(type='SGD', lr=0.1))))(model)
     with pytest.raises(ValueError, match='paramwise_cfg'):
         ModuleOptimWrapperConstructor(_cfg(), paramwise_cfg=dict(norm_decay_mult=0.0))
+
+
+def _ddp_worker(rank, init_file, data, out):
+    import torch.distributed as dist
+
+    from mmvlg.engine import MultiOptimDistributedDataParallel
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+    torch.manual_seed(0)
+    model = TinyModel()
+    model.backbone[1] = nn.Identity()  # BatchNorm statistics would differ per rank's half batch
+    wrapped = MultiOptimDistributedDataParallel(model)
+    wrappers = _build(_cfg())(wrapped)
+    rows = slice(4 * rank, 4 * rank + 4)
+    for step in range(2):
+        multi_optim_train_step(wrapped, dict(inputs=data['x'][step, rows], data_samples=data['y'][step, rows]),
+                               wrappers)
+    out[rank].copy_(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    dist.destroy_process_group()
+
+
+def test_distributed_wrapper_steps_both_optimizers_in_sync(tmp_path):
+    """Two gloo processes with MultiOptimDistributedDataParallel: after two steps on different halves of each
+    batch the ranks hold the same parameters, those of one process on the whole batches."""
+    import os
+
+    import torch.multiprocessing as mp
+    torch.manual_seed(1)
+    data = dict(x=torch.randn(2, 8, 4), y=torch.randint(0, 5, (2, 8)))
+    torch.manual_seed(0)
+    single = TinyModel()
+    single.backbone[1] = nn.Identity()
+    n = sum(p.numel() for p in single.parameters())
+    out = torch.zeros(2, n).share_memory_()
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    mp.start_processes(_ddp_worker, args=(str(tmp_path / 'init'), data, out), nprocs=2, join=True,
+                       start_method='spawn')
+    assert torch.equal(out[0], out[1])
+    wrappers = _build(_cfg())(single)
+    start = torch.cat([p.detach().flatten() for p in single.parameters()])
+    for step in range(2):
+        multi_optim_train_step(single, dict(inputs=data['x'][step], data_samples=data['y'][step]), wrappers)
+    ref = torch.cat([p.detach().flatten() for p in single.parameters()])
+    assert not torch.allclose(ref, start)
+    assert torch.allclose(out[0], ref, atol=1e-5)
