@@ -8,6 +8,8 @@
 # word embeddings are of the captions' vocabulary and map onto the questions' by word (checkpoint_vocab).
 _base_ = ['../_base_/datasets/synthref_vqa.py', '../_base_/schedules/fiber_vqa_10e.py',
           '../_base_/default_runtime.py', '../_base_/datasets/synthref_captions_vocab.py']
+# the questions' words, then the answers' other words (as X-VLM's tiny VQA config)
+vocab = _base_.question_vocab + [a for a in _base_.answers if a not in _base_.question_vocab]
 embed_dims = 32
 model = dict(
     type='FIBERVQA',
@@ -24,7 +26,7 @@ model = dict(
             type='HFTextEncoder', max_length=24,
             model_config=dict(model_type='roberta', hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                               intermediate_size=64),
-            tokenizer=dict(type='word', vocab=_base_.question_vocab),
+            tokenizer=dict(type='word', vocab=vocab),
             checkpoint_vocab=_base_.caption_vocab)),  # the tiny coarse pre-training's
     vqa_head=dict(type='VQAHead', answers=_base_.answers, loss_weight=1.0))
 
