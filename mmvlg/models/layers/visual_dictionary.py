@@ -77,10 +77,11 @@ class VisualDictionary(BaseModule):
     @torch.no_grad()
     def lookup(self, inputs: Tensor) -> Tensor:
         """(n,) long index of the nearest entry (squared Euclidean distance) of each of the (n, embed_dims)
-        vectors; ties go to the lower index."""
+        vectors (computed in float32); ties go to the lower index."""
         x = inputs.detach().float()
         embed = self.embed.float()
-        dist = x.pow(2).sum(dim=1, keepdim=True) + embed.pow(2).sum(dim=1)[None] - 2.0 * x @ embed.t()
+        with torch.autocast(device_type=x.device.type, enabled=False):  # fp32 distances also under AMP
+            dist = x.pow(2).sum(dim=1, keepdim=True) + embed.pow(2).sum(dim=1)[None] - 2.0 * x @ embed.t()
         return dist.argmin(dim=1)
 
     def cosine_logits(self, tokens: Tensor) -> Tensor:

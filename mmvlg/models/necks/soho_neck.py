@@ -32,9 +32,10 @@ class SOHONeck(BaseModule):
 
     :meth:`forward` runs once per image (the dictionary is updated once per image of the batch, from the valid
     tokens only, whereas the authors' code updates it from every token of every copy of an image paired with its
-    four texts: the same averages); :meth:`tokens` then builds the transformer's visual tokens per (image, text)
-    pair, where MVM masks differ. With ``use_dictionary=False`` (SOHO's downstream tasks: "the dictionary's
-    input features, not its embeddings"), ``embedded`` is ``v`` itself and the dictionary is not touched.
+    four texts: the same averages up to the Laplace smoothing's epsilon); :meth:`tokens` then builds the
+    transformer's visual tokens per (image, text) pair, where MVM masks differ. With ``use_dictionary=False``
+    (SOHO's downstream tasks: "the dictionary's input features, not its embeddings"), ``embedded`` is ``v``
+    itself and the dictionary is not touched.
 
     Args:
         in_channels (int): Channels of the backbone's last feature map (512 for ResNet-18, 2048 for R-101).

@@ -173,3 +173,16 @@ def test_identical_across_two_gloo_processes(tmp_path):
             single(x[step].reshape(-1, 3))
         assert torch.allclose(out[v, 0], single.embed, atol=1e-5), update
         assert not torch.equal(single.embed, init)
+
+
+def test_lookup_in_float32_under_autocast():
+    """Two entries 0.05 apart at norm 100: bfloat16 distances (autocast's matmul) pick the wrong one."""
+    vd = VisualDictionary(num_entries=2, embed_dims=2).eval()
+    with torch.no_grad():
+        vd.embed.copy_(torch.tensor([[100.0, 3.0], [100.05, 3.0]]))
+    x = torch.tensor([[100.04, 3.0]])
+    with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        wrong = (x.pow(2).sum(1, keepdim=True) + vd.embed.pow(2).sum(1)[None] - 2.0 * x @ vd.embed.t()).argmin(1)
+        out = vd(x)
+    assert int(wrong) == 0  # what an unprotected lookup would answer
+    assert int(out['indices']) == 1
