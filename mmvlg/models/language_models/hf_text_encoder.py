@@ -279,12 +279,16 @@ class HFTextEncoder(BaseModule):
             vocabulary word by word; words the checkpoint lacks keep their current (initial) rows, and the
             mapping is logged. Other vocabulary-sized tensors (an MLM head's bias and output matrix) map with
             :meth:`remap_vocab_rows`. Only with a word tokenizer (``model_config``). Defaults to None.
+        model_kwargs (dict, optional): With ``name_or_path``: fields of the folder's model config to override
+            when the model is built, passed to ``from_pretrained`` (e.g. ``dict(num_hidden_layers=3)`` keeps BERT's
+            first 3 layers, SOHO's ablation Transformer). Defaults to None.
     """
 
     def __init__(self, name_or_path: Optional[str] = None, model_config: Optional[dict] = None,
                  tokenizer: Optional[dict] = None, max_length: int = 256, frozen: bool = False,
                  use_pooler: bool = False, pretrained_weights: bool = True, cross_attention: Optional[dict] = None,
-                 checkpoint_vocab: Union[Sequence[str], str, dict, None] = None, init_cfg=None) -> None:
+                 checkpoint_vocab: Union[Sequence[str], str, dict, None] = None, model_kwargs: Optional[dict] = None,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if (name_or_path is None) == (model_config is None):
             raise ValueError('HFTextEncoder: give exactly one of name_or_path (pretrained) and model_config')
@@ -297,6 +301,10 @@ class HFTextEncoder(BaseModule):
         self.max_length = max_length
         self.use_pooler = use_pooler
         self.pretrained_weights = pretrained_weights
+        if model_kwargs and name_or_path is None:
+            raise ValueError('HFTextEncoder: model_kwargs override the config of name_or_path; with model_config, '
+                             'put the fields in model_config')
+        self.model_kwargs = dict(model_kwargs or {})
         # The weights built here (pretrained, or the model's own random initialization) count as initialized:
         # the first ``init_weights`` keeps them; a later one after ``_is_init`` was reset re-initializes.
         self._built_weights = True
@@ -304,9 +312,10 @@ class HFTextEncoder(BaseModule):
             path, kwargs = self._pretrained_source()
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, use_fast=True, **kwargs)
             if pretrained_weights:
-                self.model = transformers.AutoModel.from_pretrained(path, add_pooling_layer=use_pooler, **kwargs)
+                self.model = transformers.AutoModel.from_pretrained(path, add_pooling_layer=use_pooler, **kwargs,
+                                                                    **self.model_kwargs)
             else:
-                config = transformers.AutoConfig.from_pretrained(path, **kwargs)
+                config = transformers.AutoConfig.from_pretrained(path, **kwargs, **self.model_kwargs)
                 self.model = transformers.AutoModel.from_config(config, add_pooling_layer=use_pooler)
         else:
             cfg = dict(model_config)
@@ -541,7 +550,8 @@ class HFTextEncoder(BaseModule):
         import transformers
         if self.name_or_path is not None and self.pretrained_weights:
             path, kwargs = self._pretrained_source()
-            pretrained = transformers.AutoModel.from_pretrained(path, add_pooling_layer=self.use_pooler, **kwargs)
+            pretrained = transformers.AutoModel.from_pretrained(path, add_pooling_layer=self.use_pooler, **kwargs,
+                                                                **self.model_kwargs)
             weights = {f'model.{k}': v for k, v in pretrained.state_dict().items()}
             weights = self.expand_state_dict(weights)  # the layer copies of num_contexts > 1
             self.model.load_state_dict({k[len('model.'):]: v for k, v in weights.items()}, strict=True)

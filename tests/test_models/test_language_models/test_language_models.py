@@ -56,6 +56,27 @@ def test_pretrained_from_local_folder(tmp_path):
     assert torch.equal(a['offsets'], b['offsets'])
 
 
+def test_pretrained_with_fewer_layers(tmp_path):
+    """model_kwargs=dict(num_hidden_layers=k) keeps the folder's first k layers (SOHO's 3-layer Transformer from
+    BERT-base), with their weights; a re-initialization (SiRi) loads the same k layers again."""
+    src = HFTextEncoder(model_config=dict(TINY, num_hidden_layers=3), tokenizer=dict(type='word', vocab='synthref'))
+    src.model.save_pretrained(tmp_path / 'lm')
+    src.tokenizer.save_pretrained(tmp_path / 'lm')
+    short = HFTextEncoder(name_or_path=str(tmp_path / 'lm'), model_kwargs=dict(num_hidden_layers=2))
+    assert short.num_layers == 2
+    for i in range(2):
+        a, b = src.layers[i].state_dict(), short.layers[i].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    short.init_weights()  # the first call keeps the loaded weights
+    with torch.no_grad():
+        short.layers[0].output.dense.weight.zero_()
+    short._is_init = False
+    short.init_weights()
+    assert torch.equal(short.layers[0].output.dense.weight, src.layers[0].output.dense.weight)
+    with pytest.raises(ValueError, match='model_kwargs'):
+        HFTextEncoder(model_config=TINY, tokenizer=dict(type='word', vocab='synthref'), model_kwargs=dict(a=1))
+
+
 def test_positive_map_from_offsets():
     enc = HFTextEncoder(model_config=TINY, tokenizer=dict(type='word', vocab='synthref'))
     text = 'the red circle left of the blue square'
