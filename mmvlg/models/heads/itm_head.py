@@ -98,12 +98,17 @@ class ITMHead(BaseModule):
         loss_weight (float): Weight of ``loss_itm``. Defaults to 1.
         hidden_dims (int, optional): With a width, the classifier is ``MLPBlock(in_dims, hidden_dims, 2)``
             (Linear-LN-GELU-Linear); None: one ``Linear(in_dims, 2)`` (FIBER). The classifier is ``fc``.
+        bias (bool): Whether the one-Linear classifier has a bias. Defaults to True (False: SOHO's released
+            ``match_class``); the MLP always has its biases (``bias=False`` with ``hidden_dims`` is an error).
     """
 
     def __init__(self, in_dims: int, loss_weight: float = 1.0, hidden_dims: Optional[int] = None,
-                 init_cfg=None) -> None:
+                 bias: bool = True, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.fc = nn.Linear(in_dims, 2) if hidden_dims is None else MLPBlock(in_dims, hidden_dims, 2)
+        if not bias and hidden_dims is not None:
+            raise ValueError(f'ITMHead: bias=False applies to the one-Linear classifier, not to the MLP '
+                             f'(hidden_dims={hidden_dims})')
+        self.fc = nn.Linear(in_dims, 2, bias=bias) if hidden_dims is None else MLPBlock(in_dims, hidden_dims, 2)
         self.loss_weight = loss_weight
 
     def forward(self, cls_feats: Tensor) -> Tensor:

@@ -133,20 +133,27 @@ class MLMHead(BaseModule):
             (:meth:`tie_weights`). Defaults to False.
         masking (dict, optional): The masking rule of :meth:`mask` (see above). Defaults to BERT's
             ``dict(rule='bernoulli', mask_prob=0.15, replace_prob=0.8, random_prob=0.1)``.
+        transform (bool): Whether the decoder reads the transformed tokens ``LN(GELU(dense(x)))`` (BERT's head);
+            False: the decoder reads the tokens themselves and the head has no ``dense``/``norm`` (SOHO's released
+            ``mask_l_fc``). Defaults to True.
+        bias (bool): Whether the logits get the head's own output ``bias``. Defaults to True (False: SOHO's
+            released bias-free decoder).
     """
 
     def __init__(self, in_dims: int, vocab_size: int, layer_norm_eps: float = 1e-12, loss_weight: float = 1.0,
-                 tie_word_embeddings: bool = False, masking: Optional[dict] = None, init_cfg=None) -> None:
+                 tie_word_embeddings: bool = False, masking: Optional[dict] = None, transform: bool = True,
+                 bias: bool = True, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         masking = dict(masking or {})
         rule = masking.pop('rule', 'bernoulli')
         if rule not in MASKING_RULES:
             raise ValueError(f'MLMHead: masking.rule must be one of {MASKING_RULES}, got {rule!r}')
         self.masking_rule, self.masking = rule, masking
-        self.dense = nn.Linear(in_dims, in_dims)
-        self.norm = nn.LayerNorm(in_dims, eps=layer_norm_eps)
+        self.transform, self.with_bias = bool(transform), bool(bias)
+        self.dense = nn.Linear(in_dims, in_dims) if self.transform else None
+        self.norm = nn.LayerNorm(in_dims, eps=layer_norm_eps) if self.transform else None
         self.decoder = nn.Linear(in_dims, vocab_size, bias=False)
-        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.bias = nn.Parameter(torch.zeros(vocab_size)) if self.with_bias else None
         self.vocab_size = vocab_size
         self.loss_weight = loss_weight
         self.tie_word_embeddings = tie_word_embeddings
@@ -182,6 +189,9 @@ class MLMHead(BaseModule):
         Raises:
             KeyError: The checkpoint has no such head, or its shapes are not this head's.
         """
+        if not (self.transform and self.with_bias):
+            raise ValueError('MLMHead.load_hf_prediction_head: the head is built without the transform or the bias '
+                             '(transform=False or bias=False) that a Hugging Face prediction head holds')
         import transformers
 
         from ..language_models.hf_text_encoder import pretrained_source
@@ -235,7 +245,10 @@ class MLMHead(BaseModule):
 
     def forward(self, text_tokens: Tensor) -> Tensor:
         """(bs, L, vocab_size) logits from (bs, L, in_dims) tokens."""
-        return self.decoder(self.norm(F.gelu(self.dense(text_tokens)))) + self.bias
+        if self.transform:
+            text_tokens = self.norm(F.gelu(self.dense(text_tokens)))
+        logits = self.decoder(text_tokens)
+        return logits + self.bias if self.bias is not None else logits
 
     def loss(self, text_tokens: Tensor, labels: Tensor) -> Dict[str, Tensor]:
         """``loss_mlm`` and ``acc_mlm`` (over the targets) from (bs, L, in_dims) tokens and (bs, L) labels."""
