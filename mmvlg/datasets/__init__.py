@@ -11,6 +11,7 @@ from .refexp import (
     SynthRefDataset,
 )
 from .region_text import RegionTextDataset
+from .snli_ve import SNLIVEDataset
 from .synthetic import (
     SynthRefCaptionDataset,
     SynthRefCaptionsConfig,
@@ -27,5 +28,5 @@ __all__ = [
     'SynthRefDataset', 'Flickr30kEntitiesDataset', 'CaptionDataset', 'SynthRefCaptionDataset',
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'VQAv2Dataset', 'answer_soft_score',
     'build_answer_list', 'SynthRefVQADataset', 'SynthRefVQAConfig', 'generate_synthref_vqa', 'RegionTextDataset',
-    'NLVR2Dataset', 'ApplyToImagePair', 'PackNLVR2Inputs', 'nlvr2_collate'
+    'NLVR2Dataset', 'ApplyToImagePair', 'PackNLVR2Inputs', 'nlvr2_collate', 'SNLIVEDataset'
 ]

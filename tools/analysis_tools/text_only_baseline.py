@@ -10,7 +10,9 @@ their pipelines, and reads from each sample's ``data_info``
   :class:`~mmvlg.evaluation.VQAAccuracy`) or ``label`` / ``gt_label`` (one class: NLVR2 true/false, entailment
   classes, the index of the right choice; scored with accuracy);
 * the groups of the breakdown: ``question_type`` and ``answer_type`` where the annotation has them (SynthRef VQA:
-  count / exist / color / relation_color / shape; VQA v2: its 65 question prefixes and yes/no, number, other).
+  count / exist / color / relation_color / shape; VQA v2: its 65 question prefixes and yes/no, number, other) and
+  ``hypothesis_type`` (SynthRef entailment's templates; :class:`~mmvlg.datasets.SNLIVEDataset`'s ``label`` is
+  0 entailment, 1 neutral, 2 contradiction).
 
 The *question-only* policy answers each evaluation text with the training answer that scores best on the
 training samples with the same normalized text. Texts never seen in training back off to the samples whose
@@ -40,7 +42,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from mmvlg.evaluation.metrics.vqa_metric import normalize_answer, vqa_accuracy  # noqa: E402
 
-GROUP_KEYS = ('question_type', 'answer_type')
+GROUP_KEYS = ('question_type', 'answer_type', 'hypothesis_type')
 LABEL_KEYS = ('label', 'gt_label')
 
 

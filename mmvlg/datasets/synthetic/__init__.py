@@ -10,7 +10,8 @@ beside its generator:
 * :mod:`.vqa`: SynthRef VQA (:class:`SynthRefVQADataset`, VQA v2);
 * :mod:`.region_text`: SynthRef region-text (:class:`SynthRefRegionTextDataset`, X-VLM's region-text format, and
   :class:`SynthRefImageTextDataset`, the same scenes' captions);
-* :mod:`.nlvr2`: SynthRef NLVR2 (:class:`SynthRefNLVR2Dataset`, X-VLM's NLVR2 layout: scene pairs, statements).
+* :mod:`.nlvr2`: SynthRef NLVR2 (:class:`SynthRefNLVR2Dataset`, X-VLM's NLVR2 layout: scene pairs, statements);
+* :mod:`.entailment`: SynthRef entailment (:class:`SynthRefEntailmentDataset`, SNLI-VE's JSON lines).
 
 A new set is a config dataclass (its arguments, stored in ``meta.json``), a split function over
 :func:`render_scenes` with a new :func:`seed_stream`, a ``write(tmp)`` passed to :func:`write_generated_data`,
@@ -22,6 +23,7 @@ from .captions import (
     caption_vocabulary,
     generate_synthref_captions,
 )
+from .entailment import SynthRefEntailmentConfig, SynthRefEntailmentDataset, generate_synthref_entailment
 from .expressions import (
     extreme_expressions,
     noun_phrase,
@@ -61,5 +63,6 @@ __all__ = [
     'SynthRefCaptionsConfig', 'generate_synthref_captions', 'SynthRefCaptionDataset', 'SynthRefVQAConfig',
     'generate_synthref_vqa', 'SynthRefVQADataset', 'caption_vocabulary', 'SynthRefRegionTextConfig',
     'generate_synthref_region_text', 'SynthRefRegionTextDataset', 'SynthRefImageTextDataset', 'SynthRefNLVR2Config',
-    'generate_synthref_nlvr2', 'SynthRefNLVR2Dataset'
+    'generate_synthref_nlvr2', 'SynthRefNLVR2Dataset', 'SynthRefEntailmentConfig', 'generate_synthref_entailment',
+    'SynthRefEntailmentDataset'
 ]

@@ -276,3 +276,23 @@ def test_nlvr2_tiny_config_trains_and_validates(tmp_path):
         assert key in scalars, key
     assert 0 <= scalars['val/nlvr2/accuracy'].current() <= 100
     assert not torch.equal(runner.model.cls_head[3].weight, before)
+
+
+@pytest.mark.filterwarnings('ignore')
+def test_ve_tiny_config_trains_and_validates(tmp_path):
+    from mmengine.runner import Runner
+    cfg = _cfg(osp.join(CFG_DIR, 'soho-ve_r18-tiny_bert-tiny_1xb32-2k_synthref-ve.py'))
+    assert cfg.model.num_images == 1 and cfg.model.num_classes == 3
+    assert cfg.train_dataloader.batch_size == 32 and cfg.auto_scale_lr.base_batch_size == 32
+    assert cfg.train_cfg.max_iters == 2000
+    gen = dict(num_scenes=dict(train=12, val=6), hypotheses_per_scene=3, image_size=32, seed=0)
+    cfg = _runner_cfg(cfg, tmp_path, dict(data_root=str(tmp_path / 've') + '/', generate=gen))
+    runner = Runner.from_cfg(cfg)
+    before = runner.model.cls_head[3].weight.detach().clone()
+    runner.train()
+    scalars = runner.message_hub.log_scalars
+    for key in ('train/loss_ve', 'train/acc_ve', 'val/ve/accuracy'):
+        assert key in scalars, key
+    assert 0 <= scalars['val/ve/accuracy'].current() <= 100
+    assert any(k.startswith('val/ve/accuracy_') for k in scalars)  # per template
+    assert not torch.equal(runner.model.cls_head[3].weight, before)
