@@ -59,7 +59,9 @@ from mmvlg.utils import register_all_modules
 register_all_modules()
 
 DATA = osp.join(REPO_ROOT, 'tests', 'data', 'soho_converter')
-RELEASE_CONFIG = osp.join(REPO_ROOT, 'configs', 'soho', 'soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py')
+RELEASE_CONFIGS = dict(
+    pre=osp.join(REPO_ROOT, 'configs', 'soho', 'soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py'),
+    vqa=osp.join(REPO_ROOT, 'configs', 'soho', 'soho-release-vqa_r18_bert-base-3l_8xb32-20e_vqav2.py'))
 KINDS = dict(pre='pretrain', vqa='vqa')
 TOL = 1e-4
 
@@ -307,8 +309,8 @@ def test_bare_state_dict_and_module_prefix(tmp_path):
 
 def _release_model(kind: str):
     """The release config's model at its real sizes, offline: bert-base-uncased's sizes from a local config
-    (vocabulary 30522, 512 positions) with a word tokenizer of as many tokens, 3129 answers for VQA."""
-    cfg = Config.fromfile(RELEASE_CONFIG)
+    (vocabulary 30522, 512 positions) with a word tokenizer of as many tokens; for VQA 3129 answers."""
+    cfg = Config.fromfile(RELEASE_CONFIGS[kind])
     model = cfg.model
     model.language_model = dict(
         type='HFTextEncoder', max_length=16, tokenizer=dict(type='word', vocab=[f'w{i}' for i in range(30522 - 5)]),
@@ -317,16 +319,14 @@ def _release_model(kind: str):
     model.backbone.init_cfg = None
     model.neck.norm_cfg = dict(type='BN')  # SyncBN: the same keys
     if kind == 'vqa':
-        model = dict(type='SOHOVQA', backbone=model.backbone, language_model=model.language_model,
-                     neck=dict(type='SOHONeck', in_channels=512, dictionary=None, norm_cfg=dict(type='BN')),
-                     vqa_head=dict(type='SOHOVQAHead', answers=[f'a{i}' for i in range(3129)]))
+        model.vqa_head.answers = [f'a{i}' for i in range(3129)]
     return MODELS.build(model)
 
 
 @pytest.mark.parametrize('kind', list(KINDS))
 def test_release_config_takes_the_released_checkpoints(kind):
-    """The release config's model (for VQA its parts in SOHOVQA) at the released sizes has exactly the tensors of
-    the authors' released models (``released_keys.json``): every key mapped, none missing, the shapes equal."""
+    """The release configs' models at the released sizes have exactly the tensors of the authors' released models
+    (``released_keys.json``): every key mapped, none missing, the shapes equal."""
     with open(osp.join(DATA, 'released_keys.json')) as f:
         shapes = json.load(f)[KINDS[kind]]
     generator = torch.Generator().manual_seed(0)
@@ -349,7 +349,7 @@ def test_release_config_takes_the_released_checkpoints(kind):
 
 def test_release_config_settings():
     """The released training settings (configs/Pretrain/soho_res18_pre.py) as read into the config."""
-    cfg = Config.fromfile(RELEASE_CONFIG)
+    cfg = Config.fromfile(RELEASE_CONFIGS['pre'])
     m = cfg.model
     assert m.mlm_head.transform is False and m.mlm_head.bias is False and m.itm_head.bias is False
     assert m.neck.dictionary.num_entries == 2048 and m.neck.dictionary.momentum == 0.4 and m.neck.fusion == 'gate'
@@ -361,6 +361,11 @@ def test_release_config_settings():
     assert ow.backbone.accumulative_counts == 2 and ow.others.clip_grad.max_norm == 10.0
     assert [s.get('milestones') for s in cfg.param_scheduler] == [None, [25, 35]]
     assert not any(h.type == 'FreezeModulesHook' for h in cfg.get('custom_hooks', []))
+    vqa = Config.fromfile(RELEASE_CONFIGS['vqa'])
+    assert vqa.model.type == 'SOHOVQA' and vqa.model.neck.dictionary is None and vqa.model.vqa_head.dropout == 0.5
+    assert vqa.train_dataloader.batch_size == 32 and vqa.auto_scale_lr.base_batch_size == 8 * 32
+    assert vqa.optim_wrapper.others.clip_grad.max_norm == 4.0 and vqa.train_cfg.max_epochs == 20
+    assert [s.get('milestones') for s in vqa.param_scheduler] == [None, [12, 16]]
 
 
 def test_head_options_of_the_released_layout():

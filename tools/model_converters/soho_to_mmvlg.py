@@ -17,9 +17,18 @@ task         the authors' model                                           mmvlg 
 ``pretrain`` ``SOHOSingleStreamPre`` with the ``SimpleVDforPreGate`` neck :class:`~mmvlg.models.SOHO` (the released
              (``configs/Pretrain/soho_res18_pre.py``)                      settings: ``soho-release_r18_...`` config)
 ``vqa``      ``SOHOSingleStreamVQA`` with the ``SimpleVDforVQA`` neck and  :class:`~mmvlg.models.SOHOVQA`
-             ``SOHO_DownStream_VQA_head`` (``configs/VQA/soho_res18_      (``vqa_head=dict(type='SOHOVQAHead')``,
-             vqa.py``)                                                     ``neck.dictionary=None``)
+             ``SOHO_DownStream_VQA_head`` (``configs/VQA/soho_res18_      (``soho-release-vqa_...`` config:
+             vqa.py``)                                                     ``SOHOVQAHead``, ``neck.dictionary=None``)
 ============ ============================================================ ============================================
+
+A VQA checkpoint (their VQA fine-tuning saves one per epoch; only the pre-training one is linked in their README)::
+
+    python tools/model_converters/soho_to_mmvlg.py soho_res18_vqa_epoch_18.pth soho_r18_vqa_mmvlg.pth \
+        --config configs/soho/soho-release-vqa_r18_bert-base-3l_8xb32-20e_vqav2.py \
+        --cfg-options model.language_model.name_or_path=/path/to/bert-base-uncased \
+        model.vqa_head.answers=/path/to/their/answer_list.json
+
+(the answer list in the order of their ``vqa_labels``, 3129 answers).
 
 Key rules (:data:`COMMON_RULES`, :data:`PRETRAIN_RULES`, :data:`VQA_RULES`):
 
@@ -53,7 +62,8 @@ sizes), or a model tensor the checkpoint does not provide is an error (:class:`C
 The checks, the model building and the (atomic) writing are shared by every converter (:mod:`mmvlg.utils.converters`);
 the key rules are this file's.
 
-What the released forward needs of the config (``configs/soho/soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py``):
+What the released forward needs of the config (``configs/soho/soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py``;
+no option of SOHO, SOHONeck or VisualDictionary beyond the existing ones):
 the MLM head without transform and bias, the bias-free ITM head, the neck's gate with the 1x1 conv and gate conv
 followed by BatchNorm (their ``SyncBN``), a 3-layer BERT-base of bert-base-uncased's vocabulary. Equivalence with
 the authors' code on tiny random-weight checkpoints of both models (dictionary lookups, visual tokens, fused tokens,

@@ -1,15 +1,8 @@
 # The released SOHO pre-training config (configs/soho/soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py) with only
-# its sizes reduced, matching soho-pre_tiny_authors.pth (see tests/test_tools/test_soho_converter.py): ResNet-18 of
-# stem and base width 4 with layer4 at stride 1 (C5: 32 channels), a 32-entry dictionary, BatchNorm in the neck (the
-# release's SyncBN needs a process group), a 3-layer, 16-wide BERT over a 31-token word vocabulary.
-_base_ = ['../../../configs/soho/soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py']
-vocab = ['a', 'the', 'red', 'blue', 'green', 'small', 'big', 'circle', 'square', 'triangle', 'left', 'right', 'of',
-         'above', 'below', 'and', 'next', 'to', 'what', 'color', 'is', 'how', 'many', 'two', 'triangles', 'squares']
-width = 16
+# its sizes reduced (tiny_sizes.py), matching soho-pre_tiny_authors.pth (see tests/test_tools/test_soho_converter.py):
+# a 32-entry dictionary and BatchNorm in the neck (the release's SyncBN needs a process group).
+_base_ = ['../../../configs/soho/soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py', './tiny_sizes.py']
 model = dict(
-    backbone=dict(stem_channels=4, base_channels=4, strides=(1, 2, 2, 1), with_cp=False, init_cfg=None),
+    backbone=_base_.tiny_backbone,
     neck=dict(in_channels=32, norm_cfg=dict(type='BN'), dictionary=dict(num_entries=32)),
-    language_model=dict(
-        _delete_=True, type='HFTextEncoder', max_length=40, tokenizer=dict(type='word', vocab=vocab),
-        model_config=dict(model_type='bert', hidden_size=width, num_hidden_layers=3, num_attention_heads=2,
-                          intermediate_size=2 * width, max_position_embeddings=64)))
+    language_model=_base_.tiny_language_model)
