@@ -11,7 +11,7 @@ a process group). Nothing else; no file of theirs is in this repository.
 * ``soho-pre_tiny_authors.pth``: their ``SOHOSingleStreamPre`` (``SimpleVDforPreGate`` neck, ``VLBertModel``,
   ``MLM_MVM_ITM_head``) built by their builder from ``configs/Pretrain/soho_res18_pre.py``'s dicts with only the
   sizes reduced (ResNet-18 of stem and base width 4, layer4 at stride 1; 16-wide, 3-layer BERT of 2 heads over
-  the 31-token vocabulary of ``soho-pre_tiny.py``; 32 dictionary entries; ``mask_prob`` 1 so that the chosen entry
+  the 31-token vocabulary of ``tiny_sizes.py``; 32 dictionary entries; ``mask_prob`` 1 so that the chosen entry
   is always masked); ``soho-vqa_tiny_authors.pth``: their ``SOHOSingleStreamVQA`` (``SimpleVDforVQA``,
   ``SOHO_DownStream_VQA_head`` of 7 answers), the same sizes. Every tensor of the state dicts drawn again from
   ``torch.Generator().manual_seed(0)`` / ``(1)``: LayerNorm and BatchNorm weights 1 + N(0, 0.2), biases N(0, 0.1),
