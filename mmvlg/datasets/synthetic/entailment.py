@@ -26,8 +26,14 @@ generator balances them: for each template, the label of the next hypothesis is 
 fewest of so far (ties: a coin; a scene without a hypothesis of that label gets another template, so a scene may
 have fewer than ``hypotheses_per_scene``), and the hypothesis is one of the scene's hypotheses of the template with
 that label that has had it no more often than either other label (ties: a coin; none: another template). So every
-template and every hypothesis text is about a third of each label. A hypothesis-only baseline
-(``tools/analysis_tools/text_only_baseline.py``) then scores about 33%.
+template and every hypothesis text is about a third of each label.
+
+What the image alone gives away: an uncovered image is never *neutral*, and a covered one allows only two labels per
+template (*neutral* and one other), so the cover is a strong cue. Measured on the default set (4000 / 300 scenes,
+``cover_prob=0.5``): the hypothesis-only baseline (``tools/analysis_tools/text_only_baseline.py``) scores 35.0%
+(chance 33.3%; ``count`` 42.1%: its rare hypotheses, such as three objects of one colour and shape, are seldom
+entailed), a policy that sees only whether the image has a cover 61.0%, one that sees the cover and the hypothesis
+69.5%; a model above that counts the visible objects.
 
 Written once, atomically and deterministically, in SNLI-VE's JSON lines read by :class:`~mmvlg.datasets.
 SNLIVEDataset`::

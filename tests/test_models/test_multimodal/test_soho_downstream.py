@@ -296,3 +296,24 @@ def test_ve_tiny_config_trains_and_validates(tmp_path):
     assert 0 <= scalars['val/ve/accuracy'].current() <= 100
     assert any(k.startswith('val/ve/accuracy_') for k in scalars)  # per template
     assert not torch.equal(runner.model.cls_head[3].weight, before)
+
+
+@pytest.mark.filterwarnings('ignore')
+def test_vqa_fine_tunes_from_a_pretraining_checkpoint_with_load_from(tmp_path):
+    """The documented route: load_from a SOHO pre-training checkpoint through the Runner; the config's
+    CheckpointKeysHook lists nothing outside its allow-lists, and the transformer starts from the checkpoint."""
+    from mmengine.runner import Runner
+    _, state = _pretrained_state()
+    ckpt = str(tmp_path / 'pretrain.pth')
+    torch.save(dict(state_dict=state, meta=dict()), ckpt)
+    gen = dict(num_scenes=dict(train=8, val=4), questions_per_scene=4, image_size=32, seed=0)
+    cfg = _runner_cfg(_cfg(VQA), tmp_path, dict(data_root=str(tmp_path / 'vqa') + '/', generate=gen), iters=1)
+    cfg.load_from = ckpt
+    for hook in cfg.custom_hooks:  # any key outside the allow-lists stops the run
+        if hook['type'] == 'CheckpointKeysHook':
+            hook['on_mismatch'] = 'error'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    key = 'language_model.model.encoder.layer.1.attention.self.query.weight'
+    # one AdamW step (lr 2.5e-4) away from the checkpoint, far from a fresh initialization
+    assert torch.allclose(runner.model.state_dict()[key], state[key], atol=1e-3)
