@@ -31,7 +31,8 @@ from typing import Callable, Dict, List, Optional, Pattern, Sequence, Tuple, Uni
 import torch
 
 __all__ = ['ConversionError', 'ConversionReport', 'build_target_model', 'fill_batchnorm_counters',
-           'optional_target_reason', 'save_converted_checkpoint']
+           'optional_target_reason', 'save_converted_checkpoint', 'load_weights_entry', 'tied_groups',
+           'fill_tied_tensors', 'keep_model_tensors']
 
 OptionalTargets = Sequence[Tuple[Union[str, Pattern], str]]
 
@@ -196,6 +197,87 @@ class ConversionReport:
         self.missing.extend(missing)
         self.raise_if_any()
         return OrderedDict((k, converted[k]) for k in target), added
+
+
+def load_weights_entry(path: str, entry: str, code: str, layout: str) -> Tuple[Dict[str, torch.Tensor], str]:
+    """Read another code base's checkpoint with ``weights_only=True`` and return ``(state_dict, entry name)``.
+
+    The weights are the ``entry`` item of the file (e.g. ``'model'`` of X-VLM's ``{'model': ..., 'config': ...}``,
+    ``'state_dict'`` of an mmcv 1.x runner's file), or the file itself when it is a bare state dict; a ``module.``
+    prefix of ``DistributedDataParallel`` is removed.
+
+    Args:
+        path (str): The file.
+        entry (str): The item holding the weights.
+        code (str): The code base's name, for the messages (``'X-VLM'``, ``'SOHO'``).
+        layout (str): The file's layout, for the messages (``'{"model": state_dict}'``).
+
+    Raises:
+        UnsafeCheckpointError: The file needs code execution to load; the message says how to extract the weights.
+        ConversionError: Not a dict, or non-tensor entries among the weights.
+    """
+    from .checkpoint import UnsafeCheckpointError, safe_load_checkpoint
+    try:
+        checkpoint = safe_load_checkpoint(path, map_location='cpu', restore=False)
+    except UnsafeCheckpointError as err:
+        raise UnsafeCheckpointError(
+            f'{err}\nOnly the weights are needed: where the authors\' code is trusted and installed, extract them '
+            f"with torch.save({{'{entry}': torch.load(src, map_location='cpu', weights_only=False)['{entry}']}}, "
+            "'weights.pth') and convert that file.") from err
+    if not isinstance(checkpoint, dict):
+        raise ConversionError(f'{path} is not a checkpoint of the authors\' {code} code (not a dict)')
+    found = entry if isinstance(checkpoint.get(entry), dict) else None
+    state = checkpoint[found] if found else checkpoint
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ConversionError(f'{path}: {f"the {entry} entry" if found else "the file"} holds non-tensor entries '
+                              f'{bad[:5]}: not a checkpoint of the authors\' {code} code ({layout})')
+    if state and all(k.startswith('module.') for k in state):
+        state = OrderedDict((k[len('module.'):], v) for k, v in state.items())
+    return state, found or '(state dict)'
+
+
+def tied_groups(target: Dict[str, torch.Tensor]) -> List[List[str]]:
+    """The keys of a model's state dict that are one tensor (e.g. an MLM decoder tied to the word embeddings)."""
+    groups: Dict[Tuple[int, int, Tuple[int, ...]], List[str]] = {}
+    for k, v in target.items():
+        if v.numel():
+            groups.setdefault((v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape)), []).append(k)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def fill_tied_tensors(converted: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor],
+                      sources: Dict[str, str], report: 'ConversionReport') -> None:
+    """Check and complete the tied tensors of the model (:func:`tied_groups`) in ``converted``, in place.
+
+    The checkpoint's tensors mapped to one tied group must be equal (a mismatch goes to ``report.mismatched``,
+    naming each ``source -> model key`` of ``sources``); a group provided under one of its names is provided under
+    all of them.
+    """
+    for group in tied_groups(target):
+        present = [k for k in group if k in converted]
+        if any(not torch.equal(converted[present[0]], converted[k]) for k in present[1:]):
+            report.mismatched.append(' and '.join(f'{sources[k]} -> {k}' for k in present) +
+                                     ': one tensor in the model (tied), different in the checkpoint')
+        for k in group:
+            if k not in converted and present:
+                converted[k] = converted[present[0]]
+
+
+def keep_model_tensors(converted: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor],
+                       kept_targets: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """Give ``converted`` the model's own value (``target``'s, copied) of each tensor it lacks whose key fully
+    matches a pattern of ``kept_targets`` (``(pattern, reason)`` pairs: tensors the source has no counterpart for
+    and the model keeps as initialized); returns the kept ``(key, reason)`` pairs."""
+    kept = []
+    for new, value in target.items():
+        if new in converted:
+            continue
+        why = next((why for pattern, why in kept_targets if re.fullmatch(pattern, new)), None)
+        if why is not None:
+            converted[new] = value.detach().clone()
+            kept.append((new, why))
+    return kept
 
 
 def save_converted_checkpoint(dst: str, state_dict: dict, meta: dict, dropped: List[tuple], added: List[str],

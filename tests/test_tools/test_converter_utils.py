@@ -14,8 +14,12 @@ from mmvlg.utils.converters import (
     ConversionReport,
     build_target_model,
     fill_batchnorm_counters,
+    fill_tied_tensors,
+    keep_model_tensors,
+    load_weights_entry,
     optional_target_reason,
     save_converted_checkpoint,
+    tied_groups,
 )
 
 
@@ -114,3 +118,45 @@ def test_converters_use_the_shared_module(tool):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.ConversionError is ConversionError and module.build_target_model is build_target_model
+
+
+def test_tied_tensors_checked_and_completed():
+    emb = nn.Embedding(5, 3)
+    dec = nn.Linear(3, 5, bias=False)
+    dec.weight = emb.weight
+    target = nn.ModuleDict(dict(emb=emb, dec=dec)).state_dict(keep_vars=True)
+    assert tied_groups(target) == [['emb.weight', 'dec.weight']]
+    report = ConversionReport()
+    converted = {'emb.weight': torch.ones(5, 3)}
+    fill_tied_tensors(converted, target, {'emb.weight': 'src.emb'}, report)
+    assert converted['dec.weight'] is converted['emb.weight'] and not report.mismatched
+    converted = {'emb.weight': torch.ones(5, 3), 'dec.weight': torch.zeros(5, 3)}
+    fill_tied_tensors(converted, target, {'emb.weight': 'a', 'dec.weight': 'b'}, report)
+    assert report.mismatched == ['a -> emb.weight and b -> dec.weight: one tensor in the model (tied), different in '
+                                 'the checkpoint']
+
+
+def test_keep_model_tensors():
+    target = {'head.weight': torch.ones(2), 'neck.mask': torch.full((2, ), 3.0), 'other': torch.zeros(1)}
+    converted = {'head.weight': torch.zeros(2)}
+    kept = keep_model_tensors(converted, target, [(r'neck\.mask', 'not in the source')])
+    assert kept == [('neck.mask', 'not in the source')] and set(converted) == {'head.weight', 'neck.mask'}
+    assert torch.equal(converted['neck.mask'], target['neck.mask'])
+    assert converted['neck.mask'] is not target['neck.mask']  # a copy
+    assert torch.equal(converted['head.weight'], torch.zeros(2))  # a converted tensor is never replaced
+
+
+def test_load_weights_entry(tmp_path):
+    state = {'module.a': torch.ones(1), 'module.b': torch.zeros(2)}
+    torch.save({'model': state, 'config': {'x': 1}}, tmp_path / 'wrapped.pth')
+    read, entry = load_weights_entry(str(tmp_path / 'wrapped.pth'), 'model', 'X', '{"model": state_dict}')
+    assert entry == 'model' and list(read) == ['a', 'b']
+    torch.save({'a': torch.ones(1)}, tmp_path / 'bare.pth')
+    assert load_weights_entry(str(tmp_path / 'bare.pth'), 'model', 'X', '...')[1] == '(state dict)'
+    torch.save({'model': {'a': torch.ones(1), 'step': 3}}, tmp_path / 'bad.pth')
+    with pytest.raises(ConversionError, match=r'the model entry holds non-tensor entries \[.step.\]: not a '
+                       r'checkpoint of the authors. X code \(\{"model": state_dict\}\)'):
+        load_weights_entry(str(tmp_path / 'bad.pth'), 'model', 'X', '{"model": state_dict}')
+    torch.save([torch.ones(1)], tmp_path / 'list.pth')
+    with pytest.raises(ConversionError, match='not a dict'):
+        load_weights_entry(str(tmp_path / 'list.pth'), 'model', 'X', '...')

@@ -78,7 +78,15 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from mmvlg.utils.converters import ConversionError, ConversionReport, build_target_model, save_converted_checkpoint
+from mmvlg.utils.converters import (
+    ConversionError,
+    ConversionReport,
+    build_target_model,
+    fill_tied_tensors,
+    keep_model_tensors,
+    load_weights_entry,
+    save_converted_checkpoint,
+)
 
 _WB = r'(weight|bias)'
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
@@ -183,15 +191,6 @@ def map_state(state: Dict[str, torch.Tensor], task: Optional[str] = None
     return task, mapped, dropped, unmapped
 
 
-def _tied_groups(target: Dict[str, torch.Tensor]) -> List[List[str]]:
-    """The model keys that are one tensor (the MLM decoder tied to the word embeddings)."""
-    groups: Dict[Tuple[int, int, Tuple[int, ...]], List[str]] = {}
-    for k, v in target.items():
-        if v.numel():
-            groups.setdefault((v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape)), []).append(k)
-    return [g for g in groups.values() if len(g) > 1]
-
-
 def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor], task: Optional[str] = None
                        ) -> Tuple['OrderedDict[str, torch.Tensor]', List[Tuple[str, str]], List[str], str,
                                   List[Tuple[str, str]]]:
@@ -219,22 +218,8 @@ def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.T
     for new, (src, value) in mapped.items():
         if report.in_target(src, new, target) and report.shape_matches(src, new, value, target):
             converted[new] = value.to(target[new].dtype)
-    for group in _tied_groups(target):
-        present = [k for k in group if k in converted]
-        if any(not torch.equal(converted[present[0]], converted[k]) for k in present[1:]):
-            report.mismatched.append(' and '.join(f'{mapped[k][0]} -> {k}' for k in present) +
-                                     ': one tensor in the model (tied), different in the checkpoint')
-        for k in group:  # a tied tensor provided under one of its names is provided under all
-            if k not in converted and present:
-                converted[k] = converted[present[0]]
-    kept = []
-    for new, value in target.items():
-        if new in converted:
-            continue
-        why = next((why for pattern, why in TASKS[task].kept_targets if re.fullmatch(pattern, new)), None)
-        if why is not None:
-            converted[new] = value.detach().clone()
-            kept.append((new, why))
+    fill_tied_tensors(converted, target, {k: src for k, (src, _) in mapped.items()}, report)
+    kept = keep_model_tensors(converted, target, TASKS[task].kept_targets)
     converted, added = report.finish(converted, target)
     return converted, report.dropped, added, task, kept
 
@@ -245,26 +230,7 @@ def load_authors_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], str]:
     The weights are the ``state_dict`` entry (their runner's ``{'meta', 'state_dict', 'optimizer'}``), or the
     file itself when it is a bare state dict; a ``module.`` prefix of a distributed wrapper is removed.
     """
-    from mmvlg.utils import safe_load_checkpoint
-    from mmvlg.utils.checkpoint import UnsafeCheckpointError
-    try:
-        checkpoint = safe_load_checkpoint(path, map_location='cpu', restore=False)
-    except UnsafeCheckpointError as err:
-        raise UnsafeCheckpointError(
-            f'{err}\nOnly the weights are needed: where the authors\' code is trusted and installed, extract them '
-            "with torch.save({'state_dict': torch.load(src, map_location='cpu', weights_only=False)['state_dict']}, "
-            "'weights.pth') and convert that file.") from err
-    if not isinstance(checkpoint, dict):
-        raise ConversionError(f'{path} is not a checkpoint of the authors\' SOHO code (not a dict)')
-    entry = 'state_dict' if isinstance(checkpoint.get('state_dict'), dict) else None
-    state = checkpoint[entry] if entry else checkpoint
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ConversionError(f'{path}: {"the state_dict entry" if entry else "the file"} holds non-tensor entries '
-                              f'{bad[:5]}: not a checkpoint of the authors\' SOHO code ({{"state_dict": ...}})')
-    if state and all(k.startswith('module.') for k in state):
-        state = OrderedDict((k[len('module.'):], v) for k, v in state.items())
-    return state, entry or '(state dict)'
+    return load_weights_entry(path, 'state_dict', 'SOHO', '{"state_dict": ...}')
 
 
 def convert_checkpoint(src: str, dst: str, model: torch.nn.Module, task: Optional[str] = None,

@@ -110,6 +110,9 @@ from mmvlg.utils.converters import (  # noqa: F401 (build_target_model, Conversi
     ConversionError,
     ConversionReport,
     build_target_model,
+    fill_tied_tensors,
+    keep_model_tensors,
+    load_weights_entry,
     save_converted_checkpoint,
 )
 
@@ -348,15 +351,6 @@ def _check_lm_biases(state: Dict[str, torch.Tensor]) -> None:
                                   'has one bias')
 
 
-def _tied_groups(target: Dict[str, torch.Tensor]) -> List[List[str]]:
-    """The model keys that are one tensor (e.g. the MLM decoder tied to the word embeddings)."""
-    groups: Dict[Tuple[int, int, Tuple[int, ...]], List[str]] = {}
-    for k, v in target.items():
-        if v.numel():
-            groups.setdefault((v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape)), []).append(k)
-    return [g for g in groups.values() if len(g) > 1]
-
-
 def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor], task: Optional[str] = None
                        ) -> Tuple['OrderedDict[str, torch.Tensor]', List[Tuple[str, str]], List[str], str,
                                   List[Tuple[str, str]]]:
@@ -389,25 +383,10 @@ def convert_state_dict(state: Dict[str, torch.Tensor], target: Dict[str, torch.T
             report.mismatched.append(f'{src} -> {new}: the window indexing differs from the model\'s')
             continue
         converted[new] = value.to(target[new].dtype)
-    for group in _tied_groups(target):
-        present = [k for k in group if k in converted]
-        if any(not torch.equal(converted[present[0]], converted[k]) for k in present[1:]):
-            sources = {k: mapped[k][0] for k in present}
-            report.mismatched.append(f'{" and ".join(f"{s} -> {k}" for k, s in sources.items())}: one tensor in the '
-                                     'model (tied), different in the checkpoint')
-        for k in group:  # a tied tensor provided under one of its names is provided under all
-            if k not in converted and present:
-                converted[k] = converted[present[0]]
+    fill_tied_tensors(converted, target, {k: src for k, (src, _) in mapped.items()}, report)
     report.mismatched = [m + RESOLUTION_HINT if re.search(r'-> \S*(relative_position_bias_table|pos_embed):', m)
                          else m for m in report.mismatched]
-    kept = []
-    for new, value in target.items():
-        if new in converted:
-            continue
-        why = next((why for pattern, why in TASKS[task].kept_targets if re.fullmatch(pattern, new)), None)
-        if why is not None:
-            converted[new] = value.detach().clone()
-            kept.append((new, why))
+    kept = keep_model_tensors(converted, target, TASKS[task].kept_targets)
     converted, added = report.finish(converted, target)
     return converted, report.dropped, added, task, kept
 
@@ -420,26 +399,7 @@ def load_authors_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], str]:
     state dict (as the authors' ``load_pretrained`` reads it); a ``module.`` prefix of ``DistributedDataParallel``
     is removed.
     """
-    from mmvlg.utils import safe_load_checkpoint
-    from mmvlg.utils.checkpoint import UnsafeCheckpointError
-    try:
-        checkpoint = safe_load_checkpoint(path, map_location='cpu', restore=False)
-    except UnsafeCheckpointError as err:
-        raise UnsafeCheckpointError(
-            f'{err}\nOnly the weights are needed: where the authors\' code is trusted and installed, extract them '
-            "with torch.save({'model': torch.load(src, map_location='cpu', weights_only=False)['model']}, "
-            "'weights.pth') and convert that file.") from err
-    if not isinstance(checkpoint, dict):
-        raise ConversionError(f'{path} is not a checkpoint of the authors\' X-VLM code (not a dict)')
-    entry = 'model' if isinstance(checkpoint.get('model'), dict) else None
-    state = checkpoint[entry] if entry else checkpoint
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ConversionError(f'{path}: {"the model entry" if entry else "the file"} holds non-tensor entries '
-                              f'{bad[:5]}: not a checkpoint of the authors\' X-VLM code ({{"model": state_dict}})')
-    if state and all(k.startswith('module.') for k in state):
-        state = OrderedDict((k[len('module.'):], v) for k, v in state.items())
-    return state, entry or '(state dict)'
+    return load_weights_entry(path, 'model', 'X-VLM', '{"model": state_dict}')
 
 
 def convert_checkpoint(src: str, dst: str, model: torch.nn.Module, task: Optional[str] = None,
