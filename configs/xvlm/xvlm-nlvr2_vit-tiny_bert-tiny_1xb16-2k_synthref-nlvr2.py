@@ -8,15 +8,7 @@
 #   --cfg-options load_from=work_dirs/xvlm-nlvr2-pretrain_vit-tiny_bert-tiny_1xb16-1k_synthref-captions/iter_1000.pth
 # (a checkpoint of the tiny pre-training, of the captions' vocabulary, maps onto this one by word: checkpoint_vocab)
 _base_ = ['../_base_/models/xvlm_vit-b-16_bert-base.py', '../_base_/default_runtime.py',
-          '../_base_/datasets/synthref_captions_vocab.py']
-# every word of the SynthRef captions and NLVR2 statements (a test checks it)
-nlvr2_vocab = [
-    ',', ':', 'a', 'above', 'and', 'are', 'below', 'big', 'blue', 'both', 'bottommost', 'circle', 'circles', 'contain',
-    'contains', 'diamond', 'diamonds', 'eight', 'eleven', 'exactly', 'fewer', 'five', 'four', 'from', 'green', 'has',
-    'have', 'image', 'images', 'in', 'is', 'left', 'leftmost', 'more', 'nine', 'number', 'object', 'of', 'one',
-    'purple', 'red', 'right', 'rightmost', 'same', 'seven', 'six', 'small', 'square', 'squares', 'ten', 'than', 'the',
-    'there', 'thirteen', 'three', 'to', 'topmost', 'triangle', 'triangles', 'twelve', 'two', 'white', 'yellow', 'zero'
-]
+          '../_base_/datasets/synthref_captions_vocab.py', '../_base_/datasets/synthref_nlvr2.py']
 width = 64
 model = dict(
     type='XVLMNLVR',
@@ -27,34 +19,12 @@ model = dict(
         _delete_=True, type='HFTextEncoder', max_length=40,
         model_config=dict(model_type='bert', hidden_size=width, num_hidden_layers=4, num_attention_heads=2,
                           intermediate_size=2 * width),
-        tokenizer=dict(type='word', vocab=nlvr2_vocab),
+        tokenizer=dict(type='word', vocab=_base_.nlvr2_vocab),
         checkpoint_vocab=_base_.caption_vocab,  # the tiny pre-training's
         cross_attention=dict(start=2, num_contexts=2)),
     itc_head=None, itm_head=None, mlm_head=None, bbox_head=None,
     cls_head=dict(type='MLPBlock', hidden_dims=2 * width))
 
-data_root = 'data/synthref_nlvr2/'
-generate = dict(num_pairs=dict(train=2000, val=250), statements_per_pair=2, image_size=64, seed=0)
-pair_pipeline = [
-    dict(type='ApplyToImagePair', transforms=[dict(type='LoadImageFromFile'),
-                                              dict(type='mmdet.Resize', scale=(64, 64), keep_ratio=False)]),
-    dict(type='PackNLVR2Inputs'),
-]
-train_dataloader = dict(
-    batch_size=16, num_workers=1, persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='nlvr2_collate'),
-    dataset=dict(type='SynthRefNLVR2Dataset', data_root=data_root, ann_file='annotations/nlvr2_train.json',
-                 data_prefix=dict(img='images/'), generate=generate, pipeline=pair_pipeline))
-val_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='nlvr2_collate'),
-    dataset=dict(type='SynthRefNLVR2Dataset', data_root=data_root, ann_file='annotations/nlvr2_val.json',
-                 data_prefix=dict(img='images/'), generate=generate, test_mode=True, pipeline=pair_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='ClassificationAccuracy', prefix='nlvr2', group_key='template')
-test_evaluator = val_evaluator
 
 max_iters = 2000
 warmup_iters = 100
