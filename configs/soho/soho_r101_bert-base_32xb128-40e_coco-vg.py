@@ -37,7 +37,7 @@ model = dict(
 data_root = 'data/soho/'
 pair_files = ['pretrain/coco.jsonl', 'pretrain/vg.jsonl']
 pipeline = [dict(type='LoadImageFromFile'), dict(type='mmdet.Resize', scale=(1000, 600), keep_ratio=True),
-            dict(type='mmdet.RandomFlip', prob=0.0), dict(type='PackImageTextInputs')]
+            dict(type='PackImageTextInputs')]
 train_dataloader = dict(
     batch_size=batch_size, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
