@@ -463,11 +463,6 @@ class HFTextEncoder(BaseModule):
                              'its size. Add the new words after the checkpoint vocabulary\'s words instead')
         return (len(src), torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]), new_words)
 
-    @property
-    def vocab_size(self) -> int:
-        """Rows of the word-embedding matrix."""
-        return self.word_embeddings.weight.shape[0]
-
     def remap_vocab_rows(self, value: Tensor, current: Tensor, name: str = '') -> Tensor:
         """A vocabulary-sized tensor of a ``checkpoint_vocab`` checkpoint (first dimension its vocabulary
         size) mapped onto this encoder's vocabulary: the rows of shared words from ``value``, the others from
@@ -475,7 +470,7 @@ class HFTextEncoder(BaseModule):
 
         Args:
             value (Tensor): The checkpoint's tensor.
-            current (Tensor): The module's tensor (first dimension :attr:`vocab_size`).
+            current (Tensor): The module's tensor (first dimension this encoder's vocabulary size).
             name (str): The key, for the log.
         """
         if self._vocab_map is None or value.dim() == 0:
