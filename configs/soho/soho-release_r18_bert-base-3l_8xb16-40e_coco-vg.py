@@ -13,8 +13,9 @@
 # decay 1e-2 on every parameter), gradient norm clipped at 10 (per optimizer here; theirs over all parameters at
 # once); linear warm-up over 1000 iterations from 1/3, the learning rates divided by 10 at epochs 25 and 35 of 40.
 # No frozen-backbone cold start (the code has none). They
-# train with apex O1 mixed precision; mmvlg's two-optimizer step runs in fp32 here (AMP with an OptimWrapperDict is
-# not supported yet). Weights by local path:
+# train with apex O1 mixed precision; this config runs in fp32, `tools/train.py --amp` (or
+# --cfg-options optim_wrapper.type=AmpOptimWrapper optim_wrapper.dtype=float16) makes both optimizers
+# AmpOptimWrapper with one shared loss scaler and one autocast around the forward. Weights by local path:
 #   --cfg-options model.backbone.init_cfg.checkpoint=/path/to/resnet18.pth
 #                 model.language_model.name_or_path=/path/to/bert-base-uncased
 # Data: X-VLM-style caption jsonl files ({"image": path, "caption": str}) under data/soho/, see

@@ -5,8 +5,9 @@
 # and Visual Genome captions; shorter side 600, longer side at most 1000; a batch of 4096 image-text pairs on 32 GPUs
 # (128 each); SGD (lr 1e-2, weight decay 5e-4) for the backbone and AdamW (lr 1e-4, weight decay 1e-2) for the rest,
 # 40 epochs with the learning rates divided by 10 at epochs 25 and 35; the backbone frozen for the first 10 epochs
-# (section 3.2). The paper trains with mixed precision; mmvlg's two-optimizer step runs in fp32 (AMP with an
-# OptimWrapperDict is not supported yet). Weights by local path:
+# (section 3.2). The paper trains with mixed precision; this config runs in fp32, `tools/train.py --amp` (or
+# --cfg-options optim_wrapper.type=AmpOptimWrapper optim_wrapper.dtype=float16) makes both optimizers
+# AmpOptimWrapper with one shared loss scaler and one autocast around the forward. Weights by local path:
 #   --cfg-options model.backbone.init_cfg.checkpoint=/path/to/resnet101.pth
 #                 model.language_model.name_or_path=/path/to/bert-base-uncased
 # Data: X-VLM-style caption jsonl files ({"image": path, "caption": str}) under data/soho/, see

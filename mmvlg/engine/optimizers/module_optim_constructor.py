@@ -38,15 +38,45 @@ class ModuleOptimWrapperConstructor:
     (its ``train_step`` calls it; under distributed training the model wrapper is
     :class:`MultiOptimDistributedDataParallel`, ``model_wrapper_cfg=dict(type='MultiOptimDistributedDataParallel')``).
 
+    Mixed precision: ``type='AmpOptimWrapper'`` at the top of ``optim_wrapper`` (what ``tools/train.py --amp``
+    sets), with optional top-level ``dtype`` and ``loss_scale``, makes every entry an
+    :class:`~mmengine.optim.AmpOptimWrapper` (an entry of type ``OptimWrapper`` or without a type is upgraded;
+    the top-level ``dtype`` / ``loss_scale`` are defaults of the entries). All the entries then share the first
+    entry's loss scaler (one scale for the one backward), and :func:`multi_optim_train_step` runs one autocast
+    around the forward.
+
     Raises:
         ValueError: A prefix that names no parameter, a parameter claimed by two entries, more than one
-            ``modules=None`` entry, or trainable parameters left to no entry.
+            ``modules=None`` entry, trainable parameters left to no entry, a top-level ``type`` other than
+            ``OptimWrapper`` / ``AmpOptimWrapper``, or AMP and fp32 entries mixed.
     """
+
+    AMP_KEYS = ('dtype', 'loss_scale', 'use_fsdp')
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
         if paramwise_cfg:
             raise ValueError('ModuleOptimWrapperConstructor: give paramwise_cfg inside each optimizer entry')
-        cfgs = {k: dict(v) for k, v in optim_wrapper_cfg.items()}
+        cfgs = {k: v for k, v in optim_wrapper_cfg.items()}
+        top_type = cfgs.pop('type', None)
+        top_amp = {k: cfgs.pop(k) for k in self.AMP_KEYS if k in cfgs}
+        if top_type not in (None, 'OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError('ModuleOptimWrapperConstructor: optim_wrapper.type must be OptimWrapper or '
+                             f'AmpOptimWrapper (it applies to every entry), got {top_type!r}')
+        if top_amp and top_type != 'AmpOptimWrapper':
+            raise ValueError(f'ModuleOptimWrapperConstructor: optim_wrapper.{sorted(top_amp)} need '
+                             "optim_wrapper.type='AmpOptimWrapper'")
+        if not cfgs or not all(isinstance(v, dict) and 'optimizer' in v for v in cfgs.values()):
+            raise ValueError('ModuleOptimWrapperConstructor: every entry of optim_wrapper must be an optimizer '
+                             f'wrapper config with an optimizer, got {list(optim_wrapper_cfg)}')
+        cfgs = {k: dict(v) for k, v in cfgs.items()}
+        if top_type == 'AmpOptimWrapper':
+            for key, cfg in cfgs.items():
+                if cfg.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper'):
+                    raise ValueError(f'ModuleOptimWrapperConstructor: optim_wrapper.{key}.type={cfg["type"]!r} '
+                                     "cannot become an AmpOptimWrapper (optim_wrapper.type='AmpOptimWrapper')")
+                cfg['type'] = 'AmpOptimWrapper'
+                for k, v in top_amp.items():
+                    cfg.setdefault(k, v)
         if not cfgs or not all(isinstance(v, dict) and 'optimizer' in v for v in cfgs.values()):
             raise ValueError('ModuleOptimWrapperConstructor: every entry of optim_wrapper must be an optimizer '
                              f'wrapper config with an optimizer, got {list(optim_wrapper_cfg)}')
@@ -106,6 +136,15 @@ class ModuleOptimWrapperConstructor:
             optimizer = OPTIMIZERS.build(dict(optimizer_cfg, params=groups))
             cfg.setdefault('type', 'OptimWrapper')
             wrappers[key] = OPTIM_WRAPPERS.build(cfg, default_args=dict(optimizer=optimizer))
+        amp = [isinstance(w, AmpOptimWrapper) for w in wrappers.values()]
+        if any(amp):
+            if not all(amp):
+                raise ValueError('ModuleOptimWrapperConstructor: AMP and fp32 entries mixed '
+                                 f'({dict(zip(wrappers, amp))}); give every entry type=AmpOptimWrapper or '
+                                 "optim_wrapper.type='AmpOptimWrapper'")
+            first = next(iter(wrappers.values()))
+            for w in wrappers.values():  # one scale for the one backward of the summed losses
+                w.loss_scaler = first.loss_scaler
         return OptimWrapperDict(**wrappers)
 
 
@@ -115,30 +154,54 @@ def multi_optim_train_step(model: nn.Module, data: Union[dict, tuple, list],
     (inside every wrapper's ``optim_context``; ``model`` may be a model wrapper), one backward of the summed
     losses, then each wrapper clips and steps its own parameters when its accumulation count is reached.
 
+    With :class:`~mmengine.optim.AmpOptimWrapper` entries (all of them, one autocast dtype): one autocast around
+    the forward, the loss scaled once by the first wrapper's loss scaler, and, as PyTorch prescribes for several
+    optimizers under one ``GradScaler``, each optimizer unscaled (when it clips) and stepped by that scaler
+    (an optimizer whose gradients hold inf/nan skips its step), then one ``update`` of the scale.
+
     Raises:
-        NotImplementedError: An :class:`~mmengine.optim.AmpOptimWrapper` in the dict (each would scale the loss
-            with its own GradScaler).
+        ValueError: AMP and fp32 wrappers mixed, AMP wrappers with different dtypes, or wrappers that
+            accumulate over different counts.
     """
     module = model.module if is_model_wrapper(model) else model
     wrappers: List[OptimWrapper] = list(optim_wrapper.values())
-    if any(isinstance(w, AmpOptimWrapper) for w in wrappers):
-        raise NotImplementedError('multi_optim_train_step: AMP with several optimizers is not supported; use one '
-                                  'OptimWrapper per entry')
-    with ExitStack() as stack:
-        for w in wrappers:
-            stack.enter_context(w.optim_context(model))
-        data = module.data_preprocessor(data, True)
-        losses = model._run_forward(data, mode='loss')  # a DDP wrapper's forward: the gradients are all-reduced
+    amp = [isinstance(w, AmpOptimWrapper) for w in wrappers]
+    if any(amp) and not all(amp):
+        raise ValueError('multi_optim_train_step: AMP and fp32 optimizer wrappers mixed '
+                         f'({dict(zip(optim_wrapper.keys(), amp))})')
+    use_amp = all(amp)
+    if use_amp and len({w.cast_dtype for w in wrappers}) > 1:
+        raise ValueError('multi_optim_train_step: the AMP wrappers autocast to different dtypes '
+                         f'{[str(w.cast_dtype) for w in wrappers]}')
     counts = {w._accumulative_counts for w in wrappers}
     if len(counts) > 1:
         raise ValueError(f'multi_optim_train_step: the wrappers accumulate over different counts {sorted(counts)}')
+    with ExitStack() as stack:
+        for w in wrappers:  # the accumulation part of each context (no gradient sync between updates)
+            stack.enter_context(OptimWrapper.optim_context(w, model) if use_amp else w.optim_context(model))
+        if use_amp:
+            from mmengine.runner.amp import autocast
+            stack.enter_context(autocast(dtype=wrappers[0].cast_dtype))
+        data = module.data_preprocessor(data, True)
+        losses = model._run_forward(data, mode='loss')  # a DDP wrapper's forward: the gradients are all-reduced
     parsed, log_vars = module.parse_losses(losses)
     first = wrappers[0]
     first.backward(first.scale_loss(parsed))  # the accumulation factor is the same for every wrapper
     for w in wrappers[1:]:
         w._inner_count += 1
-    for w in wrappers:
-        if w.should_update():
+    ready = [w for w in wrappers if w.should_update()]
+    if use_amp and ready:
+        scaler = first.loss_scaler
+        for w in ready:
+            if w.clip_grad_kwargs:
+                scaler.unscale_(w.optimizer)
+                w._clip_grad()
+            scaler.step(w.optimizer)
+        scaler.update(first._scale_update_param)
+        for w in ready:
+            w.zero_grad()
+    else:
+        for w in ready:
             w.step()
             w.zero_grad()
     return log_vars
