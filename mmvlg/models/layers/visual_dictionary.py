@@ -101,11 +101,17 @@ class VisualDictionary(BaseModule):
 
     # -------------------------------------------------------------------------------------------- update
     @torch.no_grad()
-    def statistics(self, inputs: Tensor, indices: Tensor) -> tuple:
+    def statistics(self, inputs: Tensor, indices: Tensor, weights: Optional[Tensor] = None) -> tuple:
         """The per-entry counts (k,) and sums (k, embed_dims) of (n, embed_dims) vectors assigned to (n,)
-        entries, summed over the ranks when torch.distributed is initialized with more than one process."""
+        entries, each vector counted ``weights[i]`` times ((n,), None: once), summed over the ranks when
+        torch.distributed is initialized with more than one process."""
         x = inputs.detach().float()
-        counts = torch.bincount(indices, minlength=self.num_entries).float()
+        if weights is None:
+            counts = torch.bincount(indices, minlength=self.num_entries).float()
+        else:
+            w = weights.detach().float().to(x.device)
+            counts = torch.bincount(indices, weights=w, minlength=self.num_entries).float()
+            x = x * w[:, None]
         sums = x.new_zeros(self.num_entries, self.embed_dims).index_add_(0, indices, x)
         if _world_size() > 1:
             packed = torch.cat([counts[:, None], sums], dim=1)
@@ -131,12 +137,15 @@ class VisualDictionary(BaseModule):
             means = sums[used] / counts[used, None]
             self.embed[used] = g * self.embed[used] + (1.0 - g) * means.to(self.embed)
 
-    def forward(self, inputs: Tensor, update: Optional[bool] = None) -> Dict[str, Tensor]:
+    def forward(self, inputs: Tensor, update: Optional[bool] = None, weights: Optional[Tensor] = None
+                ) -> Dict[str, Tensor]:
         """Look up (and in training, update) the dictionary.
 
         Args:
             inputs (Tensor): (n, embed_dims) vectors (e.g. the valid visual tokens of a batch, flattened).
             update (bool, optional): Whether to update the entries from these vectors; None: in training mode.
+            weights (Tensor, optional): (n,) how many times each vector counts in the update statistics (and in
+                ``counts``); None: once each.
 
         Returns:
             dict: ``quantized`` (n, embed_dims) the nearest entries with the straight-through gradient to
@@ -146,15 +155,18 @@ class VisualDictionary(BaseModule):
         """
         if inputs.dim() != 2 or inputs.shape[1] != self.embed_dims:
             raise ValueError(f'VisualDictionary: inputs must be (n, {self.embed_dims}), got {tuple(inputs.shape)}')
+        if weights is not None and tuple(weights.shape) != (inputs.shape[0], ):
+            raise ValueError(f'VisualDictionary: weights must be ({inputs.shape[0]},), got {tuple(weights.shape)}')
         indices = self.lookup(inputs)
         entries = self.embed[indices].to(inputs.dtype)
         quantized = (entries - inputs).detach() + inputs
         do_update = self.training if update is None else bool(update)
         if do_update:
-            counts, sums = self.statistics(inputs, indices)
+            counts, sums = self.statistics(inputs, indices, weights)
             self.update(counts, sums)
         else:
-            counts = torch.bincount(indices, minlength=self.num_entries).float()
+            counts = torch.bincount(indices, weights=None if weights is None else weights.float(),
+                                    minlength=self.num_entries).float()
         out = dict(quantized=quantized, indices=indices, counts=counts)
         out.update(self.usage_stats(counts))
         return out

@@ -30,9 +30,10 @@ class SOHONeck(BaseModule):
                   'none': e                                             (the paper: the dictionary embedding)
         tokens(embedded, pos, mask):  LN(embedded with ``mask_embedding`` at the masked tokens + 2-D sine pos)
 
-    :meth:`forward` runs once per image (the dictionary is updated once per image of the batch, from the valid
-    tokens only, whereas the authors' code updates it from every token of every copy of an image paired with its
-    four texts: the same averages up to the Laplace smoothing's epsilon); :meth:`tokens` then builds the
+    :meth:`forward` runs once per image (by default the dictionary is updated once per image of the batch, from
+    the valid tokens only, whereas the authors' code updates it from every token, padding included, of every copy
+    of an image paired with its four texts: ``update_padding=True`` and ``forward(copies=4)`` do as the code);
+    :meth:`tokens` then builds the
     transformer's visual tokens per (image, text) pair, where MVM masks differ. With ``use_dictionary=False``
     (SOHO's downstream tasks: "the dictionary's input features, not its embeddings"), ``embedded`` is ``v``
     itself and the dictionary is not touched.
@@ -51,12 +52,16 @@ class SOHONeck(BaseModule):
         norm_cfg (dict, optional): Norm after the 1x1 conv and the gate conv (the code's R-18 config: SyncBN).
             Defaults to None (conv with bias, no norm).
         layer_norm_eps (float): Epsilon of the output LayerNorm. Defaults to 1e-5.
+        update_padding (bool): Whether the dictionary update (in training) also counts the features at the
+            padding of the batch's images, as the released code, which looks up and averages every position of
+            the padded feature map. The padding's tokens stay masked out of the transformer and keep index -1
+            and the usage statistics count the valid tokens either way. Defaults to False (valid tokens only).
         init_cfg (dict, optional): Initialization config.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dictionary: OptConfigType = None, fusion: str = 'gate',
                  project_entries: bool = True, pool: bool = True, norm_cfg: OptConfigType = None,
-                 layer_norm_eps: float = 1e-5, init_cfg=None) -> None:
+                 layer_norm_eps: float = 1e-5, update_padding: bool = False, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if fusion not in FUSIONS:
             raise ValueError(f'SOHONeck: fusion must be one of {FUSIONS}, got {fusion!r}')
@@ -64,6 +69,7 @@ class SOHONeck(BaseModule):
             raise ValueError(f'SOHONeck: out_channels must be even (sine position encoding), got {out_channels}')
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.fusion, self.pool = fusion, bool(pool)
+        self.update_padding = bool(update_padding)
         self.proj = ConvModule(in_channels, out_channels, 1, norm_cfg=norm_cfg, act_cfg=None)
         self.dictionary = None
         if dictionary is not None:
@@ -100,14 +106,16 @@ class SOHONeck(BaseModule):
             valid = F.interpolate((~padding).float()[:, None], size=(h, w), mode='nearest')[:, 0] > 0.5
         return x, valid
 
-    def forward(self, feat: Tensor, padding: Optional[Tensor] = None, use_dictionary: bool = True
-                ) -> Dict[str, Tensor]:
+    def forward(self, feat: Tensor, padding: Optional[Tensor] = None, use_dictionary: bool = True,
+                copies: int = 1) -> Dict[str, Tensor]:
         """The per-image part: features, dictionary lookup (and update in training), fusion, position encoding.
 
         Args:
             feat (Tensor): (B, C_in, H, W) the backbone's last feature map.
             padding (Tensor, optional): (B, H_img, W_img) bool, True at padding.
             use_dictionary (bool): Whether to go through the dictionary. Defaults to True.
+            copies (int): How many times each image counts in the dictionary update (the released code updates
+                from the copies of an image, one per paired text). Defaults to 1.
 
         Returns:
             dict: ``features`` (B, N, C) the dictionary's inputs (N = h * w, row-major), ``embedded`` (B, N, C)
@@ -126,10 +134,21 @@ class SOHONeck(BaseModule):
             return out
         if self.dictionary is None:
             raise RuntimeError('SOHONeck: built without a dictionary; call with use_dictionary=False')
-        looked = self.dictionary(features[flat_valid])
-        quantized = features.clone().masked_scatter(flat_valid[..., None], looked['quantized'])
+        if copies < 1:
+            raise ValueError(f'SOHONeck: copies must be >= 1, got {copies}')
+        counted = torch.ones_like(flat_valid) if self.update_padding and self.training else flat_valid
+        weights = None if copies == 1 else features.new_full((int(counted.sum()), ), float(copies))
+        looked = self.dictionary(features[counted], weights=weights)
+        looked_q, looked_i = looked['quantized'], looked['indices']
+        if counted is not flat_valid:  # the valid ones among all the positions looked up
+            keep = flat_valid[counted]
+            looked_q, looked_i = looked_q[keep], looked_i[keep]
+        quantized = features.clone().masked_scatter(flat_valid[..., None], looked_q)
         indices = torch.full(flat_valid.shape, -1, dtype=torch.long, device=x.device)
-        indices[flat_valid] = looked['indices']
+        indices[flat_valid] = looked_i
+        if counted is not flat_valid:  # the usage of the valid tokens only
+            looked.update(self.dictionary.usage_stats(torch.bincount(indices[flat_valid],
+                                                                     minlength=self.dictionary.num_entries)))
         entries = self.entry_proj(quantized) if self.entry_proj is not None else quantized
         if self.fusion == 'gate':
             score = self.gate(torch.cat([entries, features], dim=2).transpose(1, 2).reshape(b, 2 * c, h, w))

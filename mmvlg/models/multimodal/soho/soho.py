@@ -1,6 +1,6 @@
 """SOHO's pre-training model (arXiv:2104.03135, sections 3-4): a CNN, a visual dictionary and a single-stream
 transformer over text and visual tokens, trained with MLM, MVM and ITM."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,9 @@ from ...heads.itm_head import ids_tensor
 from ..base import BaseVLModel
 from ..retrieval import ImageTextRetrievalMixin, collate_cached
 
-NEGATIVE_RULES = ('binomial', 'exact')
+NEGATIVE_RULES = ('binomial', 'exact', 'all')
+MVM_CHOICES = ('pair', 'batch')
+LOSSES = ('mlm', 'mvm', 'itm')
 
 
 def sample_itm_texts(img_ids: Tensor, texts_per_image: int = 4, rule: str = 'binomial', neg_prob: float = 0.5,
@@ -27,6 +29,9 @@ def sample_itm_texts(img_ids: Tensor, texts_per_image: int = 4, rule: str = 'bin
 
     * ``'binomial'`` (the released code): each slot with probability ``neg_prob`` (Binomial(4, 0.5) negatives);
     * ``'exact'`` (the paper: "two positive pairs and two negative pairs"): ``num_negatives`` random slots.
+    * ``'all'`` (the paper's retrieval fine-tuning, section 4.2.1: "all the other t - 1 captions are used as the
+      unaligned captions for each image"): every image with every caption of the batch, ``texts_per_image`` is
+      then B; a caption of the same ``img_id`` is a positive.
 
     A slot meant to be negative stays positive when the batch has no caption of another image.
 
@@ -40,7 +45,8 @@ def sample_itm_texts(img_ids: Tensor, texts_per_image: int = 4, rule: str = 'bin
 
     Returns:
         tuple: ``text_index`` (B * texts_per_image,) long, the sample whose caption fills each slot (slots of
-        image b at ``b * texts_per_image ...``), and ``labels`` (B * texts_per_image,) long, 1 for a match.
+        image b at ``b * texts_per_image ...``; B * B for ``'all'``), and ``labels`` of the same shape, long, 1
+        for a match.
     """
     if rule not in NEGATIVE_RULES:
         raise ValueError(f'sample_itm_texts: rule must be one of {NEGATIVE_RULES}, got {rule!r}')
@@ -49,6 +55,8 @@ def sample_itm_texts(img_ids: Tensor, texts_per_image: int = 4, rule: str = 'bin
     ids = img_ids.cpu()
     bs, t = len(ids), int(texts_per_image)
     same = ids[:, None] == ids[None, :]
+    if rule == 'all':
+        return (torch.arange(bs).repeat(bs).to(img_ids.device), same.long().flatten().to(img_ids.device))
     if rule == 'binomial':
         want_neg = torch.rand(bs, t, generator=generator) < neg_prob
     else:
@@ -63,17 +71,22 @@ def sample_itm_texts(img_ids: Tensor, texts_per_image: int = 4, rule: str = 'bin
     return index.flatten().to(img_ids.device), (~neg).long().flatten().to(img_ids.device)
 
 
-def sample_mvm_mask(indices: Tensor, mask_prob: float = 0.015, generator: Optional[torch.Generator] = None
-                    ) -> Tuple[Tensor, Tensor]:
+def sample_mvm_mask(indices: Tensor, mask_prob: float = 0.015, generator: Optional[torch.Generator] = None,
+                    choose_per: str = 'pair') -> Tuple[Tensor, Tensor]:
     """SOHO's masked visual modelling targets: for each (image, text) pair, with probability ``mask_prob``, one
-    dictionary entry among those its valid tokens use (the entry of a uniformly drawn valid token, so an entry
-    is chosen in proportion to its tokens, as the code's random position) and every token mapped to it.
+    dictionary entry and every valid token mapped to it. The entry:
+
+    * ``choose_per='pair'`` (the default): the entry of a uniformly drawn *valid* token of each pair (an entry is
+      chosen in proportion to its tokens), so every pair drawn for masking masks something;
+    * ``choose_per='batch'`` (the released code): one grid position drawn uniformly over all N positions for the
+      whole batch, each pair masking the entry at that position; a pair padded there masks nothing.
 
     Args:
         indices (Tensor): (n, N) long, each token's dictionary entry, -1 at padding.
         mask_prob (float): Probability that a pair is masked at all (0.015 in the released code). Defaults to
             0.015.
         generator (torch.Generator, optional): A CPU random generator.
+        choose_per (str): ``'pair'`` or ``'batch'`` (see above). Defaults to ``'pair'``.
 
     Returns:
         tuple: ``mask`` (n, N) bool, the tokens to replace by the mask embedding, and ``labels`` (n, N) long,
@@ -81,10 +94,15 @@ def sample_mvm_mask(indices: Tensor, mask_prob: float = 0.015, generator: Option
     """
     if not 0.0 <= mask_prob <= 1.0:
         raise ValueError(f'sample_mvm_mask: mask_prob must be in [0, 1], got {mask_prob}')
+    if choose_per not in MVM_CHOICES:
+        raise ValueError(f'sample_mvm_mask: choose_per must be one of {MVM_CHOICES}, got {choose_per!r}')
     idx = indices.cpu()
-    valid = idx >= 0
-    score = torch.rand(idx.shape, generator=generator).masked_fill(~valid, -1.0)
-    chosen = idx.gather(1, score.argmax(dim=1, keepdim=True))  # (n, 1); -1 for a pair without valid tokens
+    if choose_per == 'pair':
+        score = torch.rand(idx.shape, generator=generator).masked_fill(idx < 0, -1.0)
+        chosen = idx.gather(1, score.argmax(dim=1, keepdim=True))  # (n, 1); -1 for a pair without valid tokens
+    else:
+        position = int(torch.randint(idx.shape[1], (1,), generator=generator))
+        chosen = idx[:, position:position + 1]  # -1 where that position is padding
     active = (torch.rand(len(idx), 1, generator=generator) < mask_prob) & (chosen >= 0)
     mask = active & (idx == chosen)
     labels = idx.masked_fill(~mask, -100)
@@ -118,6 +136,13 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
     (image, text) pair of the gallery is scored by ITM (the match minus the no-match logit), in chunks of
     ``retrieval_cfg.batch_size`` pairs; each image and each text is encoded once and cached.
 
+    Image-text retrieval fine-tuning (the paper, section 4.2.1): ``losses=('itm',)`` (ITM alone: no text or
+    visual masking; ``mlm_head`` may be None), ``itm_cfg.rule='all'`` (every image with every caption of the
+    batch, the other captions as negatives) and ``use_dictionary=False`` (the transformer reads the
+    dictionary's input features, as SOHO's downstream tasks; the neck may then be built without a dictionary).
+    Parameters that get no gradient in a configuration (the MVM mask embedding without MVM; the entry
+    projection and the gate without the dictionary) are frozen, so distributed training finds no unused one.
+
     Loss keys: ``loss_mlm``, ``loss_mvm``, ``loss_itm`` (equal weights by default, the heads' and
     ``mvm_cfg.loss_weight``), and logged values ``acc_mlm``, ``acc_mvm``, ``acc_itm``, ``mvm_tokens`` (masked
     visual tokens in the batch), ``dict_used`` (dictionary entries used by the batch's tokens),
@@ -128,14 +153,25 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
         neck (dict): :class:`~mmvlg.models.necks.SOHONeck` (``out_channels`` filled in from the text encoder).
         language_model (dict): :class:`~mmvlg.models.language_models.HFTextEncoder` (BERT by ``name_or_path``,
             or ``model_config`` + a word tokenizer), no cross-attention: its layers run over text + visual tokens.
-        mlm_head (dict): :class:`~mmvlg.models.heads.MLMHead` (``in_dims``, ``vocab_size`` filled in;
-            ``tie_word_embeddings=True`` is the default here, as the code's ``mask_l_fc``).
+        mlm_head (dict, optional): :class:`~mmvlg.models.heads.MLMHead` (``in_dims``, ``vocab_size`` filled in;
+            ``tie_word_embeddings=True`` is the default here, as the code's ``mask_l_fc``); None only without
+            ``'mlm'`` in ``losses``.
         itm_head (dict): :class:`~mmvlg.models.heads.ITMHead` (``in_dims`` filled in).
         mvm_cfg (dict, optional): ``mask_prob`` (0.015, the code's), ``temperature`` (1.0: the raw cosine as the
-            code), ``loss_weight`` (1.0).
+            code), ``loss_weight`` (1.0), ``choose_per`` (:func:`sample_mvm_mask`: ``'pair'``, a valid token's
+            entry per pair, the default; ``'batch'``, the released code's one grid position per batch).
         itm_cfg (dict, optional): :func:`sample_itm_texts`'s ``texts_per_image`` (4), ``rule`` (``'binomial'``,
-            the code's; ``'exact'``, the paper's), ``neg_prob`` (0.5), ``num_negatives`` (2).
+            the code's; ``'exact'``, the paper's pre-training; ``'all'``, the paper's retrieval fine-tuning),
+            ``neg_prob`` (0.5), ``num_negatives`` (2).
         mlm_mvm_on_negatives (bool): Whether MLM and MVM also count on negative pairs. Defaults to True (code).
+        losses (Sequence[str]): The trained objectives among ``'mlm'``, ``'mvm'``, ``'itm'``. Defaults to all
+            three (pre-training); ``('itm',)`` for retrieval fine-tuning.
+        use_dictionary (bool): Whether the visual tokens go through the dictionary (training and inference).
+            Defaults to True (pre-training); False for retrieval fine-tuning (needs no ``'mvm'``).
+        update_per_pair (bool): Whether the dictionary update counts each image once per (image, text) pair, as
+            the released code that runs the neck on every copy of an image (with the code's update the entries
+            then differ only through the Laplace smoothing's epsilon; with the paper's not at all). Defaults to
+            False (once per image). The neck's ``update_padding`` is the other part of the code's update.
         retrieval_cfg (dict, optional): ``batch_size``: pairs per fused forward when ranking a gallery
             (256).
         data_preprocessor (dict, optional): ``mmdet.DetDataPreprocessor``.
@@ -145,6 +181,7 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
     def __init__(self, backbone: ConfigType, neck: ConfigType, language_model: ConfigType, mlm_head: ConfigType,
                  itm_head: ConfigType, mvm_cfg: OptConfigType = None, itm_cfg: OptConfigType = None,
                  mlm_mvm_on_negatives: bool = True, retrieval_cfg: OptConfigType = None,
+                 losses: Sequence[str] = LOSSES, use_dictionary: bool = True, update_per_pair: bool = False,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -156,14 +193,35 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
         self.neck = MODELS.build(dict(dict(out_channels=width), **neck))
         if self.neck.out_channels != width:
             raise ValueError(f'SOHO: the neck gives {self.neck.out_channels}-d tokens, the transformer is {width}-d')
-        if self.neck.dictionary is None:
-            raise ValueError('SOHO: pre-training needs model.neck.dictionary (MVM predicts its entries)')
-        self.mlm_head = MODELS.build(dict(dict(in_dims=width, vocab_size=len(self.tokenizer),
-                                               tie_word_embeddings=True), **mlm_head))
-        if self.mlm_head.tie_word_embeddings:
-            self.mlm_head.tie_weights(self.language_model.word_embeddings)
+        self.losses = tuple(losses)
+        if not self.losses or any(k not in LOSSES for k in self.losses):
+            raise ValueError(f'SOHO: model.losses must be a non-empty subset of {LOSSES}, got {losses!r}')
+        self.use_dictionary = bool(use_dictionary)
+        self.update_per_pair = bool(update_per_pair)
+        if 'mvm' in self.losses and not self.use_dictionary:
+            raise ValueError("SOHO: 'mvm' in model.losses needs model.use_dictionary=True (MVM predicts entries)")
+        if self.neck.dictionary is None and (self.use_dictionary or 'mvm' in self.losses):
+            raise ValueError('SOHO: model.use_dictionary=True and MVM need model.neck.dictionary')
+        if mlm_head is None and 'mlm' in self.losses:
+            raise ValueError("SOHO: 'mlm' in model.losses needs model.mlm_head")
+        self.mlm_head = None
+        if mlm_head is not None:
+            self.mlm_head = MODELS.build(dict(dict(in_dims=width, vocab_size=len(self.tokenizer),
+                                                   tie_word_embeddings=True), **mlm_head))
+            if self.mlm_head.tie_word_embeddings:
+                self.mlm_head.tie_weights(self.language_model.word_embeddings)
         self.itm_head = MODELS.build(dict(dict(in_dims=width), **itm_head))
-        self.mvm_cfg = dict(dict(mask_prob=0.015, temperature=1.0, loss_weight=1.0), **(mvm_cfg or {}))
+        if 'mvm' not in self.losses:  # parameters without a gradient here: frozen
+            self.neck.mask_embedding.requires_grad_(False)
+        if not self.use_dictionary:
+            for part in (self.neck.entry_proj, self.neck.gate):
+                if part is not None:
+                    part.requires_grad_(False)
+        self.mvm_cfg = dict(dict(mask_prob=0.015, temperature=1.0, loss_weight=1.0, choose_per='pair'),
+                            **(mvm_cfg or {}))
+        if self.mvm_cfg['choose_per'] not in MVM_CHOICES:
+            raise ValueError(f'SOHO: mvm_cfg.choose_per must be one of {MVM_CHOICES}, got '
+                             f'{self.mvm_cfg["choose_per"]!r}')
         self.itm_cfg = dict(dict(texts_per_image=4, rule='binomial', neg_prob=0.5, num_negatives=2),
                             **(itm_cfg or {}))
         if self.itm_cfg['rule'] not in NEGATIVE_RULES:
@@ -172,13 +230,16 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
         self.retrieval_cfg = dict(dict(k=0, weight=1.0, batch_size=256), **(retrieval_cfg or {}))
 
     # ---------------------------------------------------------------------------------------- encoders
-    def extract_visual(self, inputs: Tensor, data_samples: SampleList, use_dictionary: bool = True
-                       ) -> Dict[str, Tensor]:
+    def extract_visual(self, inputs: Tensor, data_samples: SampleList, use_dictionary: Optional[bool] = None,
+                       copies: int = 1) -> Dict[str, Tensor]:
         """Backbone and neck, once per image: :meth:`SOHONeck.forward <mmvlg.models.necks.SOHONeck.forward>`'s
-        dict for (B, 3, H, W) ``inputs``."""
+        dict for (B, 3, H, W) ``inputs`` (``use_dictionary`` None: the model's; ``copies``: the weight of each
+        image in the dictionary update)."""
         feats = self.backbone(inputs)
         feat = feats[-1] if isinstance(feats, (list, tuple)) else feats
-        return self.neck(feat, self.padding_mask(inputs, data_samples), use_dictionary=use_dictionary)
+        use_dictionary = self.use_dictionary if use_dictionary is None else use_dictionary
+        return self.neck(feat, self.padding_mask(inputs, data_samples), use_dictionary=use_dictionary,
+                         copies=copies)
 
     def fuse(self, input_ids: Tensor, attention_mask: Tensor, visual_tokens: Tensor, visual_valid: Tensor
              ) -> Tensor:
@@ -229,33 +290,45 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
             data_samples (list[DetDataSample]): metainfo ``text`` (the caption), ``img_id``.
 
         Returns:
-            dict: ``loss_mlm``, ``loss_mvm``, ``loss_itm`` and the logged values.
+            dict: ``loss_mlm``, ``loss_mvm``, ``loss_itm`` (those of ``losses``) and the logged values.
         """
         self.check_samples(data_samples)
         device = inputs.device
-        visual = self.extract_visual(inputs, data_samples)
         cfg = self.itm_cfg
-        t = int(cfg['texts_per_image'])
+        t = len(data_samples) if cfg['rule'] == 'all' else int(cfg['texts_per_image'])
+        visual = self.extract_visual(inputs, data_samples, copies=t if self.update_per_pair else 1)
         text_index, itm_labels = sample_itm_texts(ids_tensor(data_samples, device=device), t, cfg['rule'],
                                                   cfg['neg_prob'], cfg['num_negatives'])
         img_index = torch.arange(len(data_samples), device=device).repeat_interleave(t)
         tok = self.tokenize([data_samples[int(i)].text for i in text_index], device)
-        masked_ids, mlm_labels = self.mlm_head.mask(tok['input_ids'], tok['attention_mask'], self.tokenizer)
-        mvm_mask, mvm_labels = sample_mvm_mask(visual['indices'][img_index], self.mvm_cfg['mask_prob'])
+        input_ids, mlm_labels = tok['input_ids'], None
+        if 'mlm' in self.losses:
+            input_ids, mlm_labels = self.mlm_head.mask(tok['input_ids'], tok['attention_mask'], self.tokenizer)
+        mvm_mask = mvm_labels = None
+        if 'mvm' in self.losses:
+            mvm_mask, mvm_labels = sample_mvm_mask(visual['indices'][img_index], self.mvm_cfg['mask_prob'],
+                                                   choose_per=self.mvm_cfg['choose_per'])
         if not self.mlm_mvm_on_negatives:
             neg = itm_labels == 0  # negatives: unmasked text and visual tokens, no MLM/MVM targets
-            masked_ids = torch.where(neg[:, None], tok['input_ids'], masked_ids)
-            mlm_labels = mlm_labels.masked_fill(neg[:, None], -100)
-            mvm_mask = mvm_mask & ~neg[:, None]
-            mvm_labels = mvm_labels.masked_fill(neg[:, None], -100)
+            if mlm_labels is not None:
+                input_ids = torch.where(neg[:, None], tok['input_ids'], input_ids)
+                mlm_labels = mlm_labels.masked_fill(neg[:, None], -100)
+            if mvm_mask is not None:
+                mvm_mask = mvm_mask & ~neg[:, None]
+                mvm_labels = mvm_labels.masked_fill(neg[:, None], -100)
         valid = visual['valid'][img_index]
         tokens = self.neck.tokens(visual['embedded'][img_index], visual['pos'][img_index], mvm_mask)
-        fused = self.fuse(masked_ids, tok['attention_mask'], tokens, valid)
-        length = masked_ids.shape[1]
-        losses = dict(self.mlm_head.loss(fused[:, :length], mlm_labels))
-        losses.update(self.mvm_loss(fused[:, length:], mvm_labels))
-        losses.update(self.itm_head.loss(fused[:, 0], itm_labels))
-        losses.update(dict_used=visual['used'], dict_perplexity=visual['perplexity'])
+        fused = self.fuse(input_ids, tok['attention_mask'], tokens, valid)
+        length = input_ids.shape[1]
+        losses = dict()
+        if mlm_labels is not None:
+            losses.update(self.mlm_head.loss(fused[:, :length], mlm_labels))
+        if mvm_labels is not None:
+            losses.update(self.mvm_loss(fused[:, length:], mvm_labels))
+        if 'itm' in self.losses:
+            losses.update(self.itm_head.loss(fused[:, 0], itm_labels))
+        if 'used' in visual:
+            losses.update(dict_used=visual['used'], dict_perplexity=visual['perplexity'])
         return losses
 
     def train_step(self, data, optim_wrapper) -> Dict[str, Tensor]:
@@ -324,4 +397,4 @@ class SOHO(ImageTextRetrievalMixin, BaseVLModel):
         return sim, sim
 
 
-__all__: List[str] = ['SOHO', 'sample_itm_texts', 'sample_mvm_mask', 'NEGATIVE_RULES']
+__all__: List[str] = ['SOHO', 'sample_itm_texts', 'sample_mvm_mask', 'NEGATIVE_RULES', 'MVM_CHOICES', 'LOSSES']
