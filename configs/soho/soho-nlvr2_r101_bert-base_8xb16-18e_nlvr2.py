@@ -32,8 +32,9 @@ optim_wrapper = dict(
     backbone=dict(modules=['backbone'], type='OptimWrapper',
                   optimizer=dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4)),
     others=dict(modules=None, type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-2)))
-# the two optimizers under distributed training (MMEngine's DDP wrapper steps one optimizer wrapper only)
-model_wrapper_cfg = dict(type='MultiOptimDistributedDataParallel', broadcast_buffers=False,
+# the two optimizers under distributed training (MMEngine's DDP wrapper steps one optimizer wrapper only); by
+# import path: the Runner looks the type up in MMEngine's root registry, which does not reach mmvlg's
+model_wrapper_cfg = dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', broadcast_buffers=False,
                          find_unused_parameters=False)
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[12, 16], gamma=0.1, begin=0, end=max_epochs)]
 auto_scale_lr = dict(enable=False, base_batch_size=num_gpus * batch_size)

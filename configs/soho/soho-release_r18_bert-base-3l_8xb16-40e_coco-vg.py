@@ -73,6 +73,10 @@ optim_wrapper = dict(
     others=dict(modules=None, type='OptimWrapper', accumulative_counts=2, clip_grad=dict(max_norm=10.0, norm_type=2),
                 optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), eps=1e-6, weight_decay=1e-2),
                 paramwise_cfg=dict(bypass_duplicate=True)))
+# the two optimizers under distributed training (MMEngine's DDP wrapper steps one optimizer wrapper only); by
+# import path: the Runner looks the type up in MMEngine's root registry, which does not reach mmvlg's
+model_wrapper_cfg = dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', broadcast_buffers=False,
+                         find_unused_parameters=False)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=1000),
     dict(type='MultiStepLR', by_epoch=True, milestones=[25, 35], gamma=0.1, begin=0, end=max_epochs)]

@@ -62,5 +62,10 @@ optim_wrapper = dict(
                 paramwise_cfg=dict(bypass_duplicate=True)))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[25, 35], gamma=0.1, begin=0, end=max_epochs)]
 custom_hooks = [dict(type='FreezeModulesHook', modules=['backbone'], end=10)]
+# the two optimizers under distributed training (MMEngine's DDP wrapper steps one optimizer wrapper only); by
+# import path: the Runner looks the type up in MMEngine's root registry, which does not reach mmvlg's; unused
+# parameters found: the backbone has no gradient while FreezeModulesHook holds it
+model_wrapper_cfg = dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', broadcast_buffers=False,
+                         find_unused_parameters=True)
 auto_scale_lr = dict(enable=False, base_batch_size=num_gpus * batch_size)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))

@@ -36,7 +36,10 @@ class ModuleOptimWrapperConstructor:
     (a tied MLM decoder) counts once, under its first name. Parameter schedulers apply to every wrapper of the
     dict (MMEngine's ``ParamSchedulerHook``); a model trains with it through :func:`multi_optim_train_step`
     (its ``train_step`` calls it; under distributed training the model wrapper is
-    :class:`MultiOptimDistributedDataParallel`, ``model_wrapper_cfg=dict(type='MultiOptimDistributedDataParallel')``).
+    :class:`MultiOptimDistributedDataParallel`,
+    ``model_wrapper_cfg=dict(type='mmvlg.engine.MultiOptimDistributedDataParallel')``, by import path: MMEngine's
+    Runner looks the wrapper type up in its root registry, which does not reach mmvlg's; a model in MMEngine's
+    plain DDP wrapper is refused here).
 
     Mixed precision: ``type='AmpOptimWrapper'`` at the top of ``optim_wrapper`` (what ``tools/train.py --amp``
     sets), with optional top-level ``dtype`` and ``loss_scale``, makes every entry an
@@ -48,7 +51,9 @@ class ModuleOptimWrapperConstructor:
     Raises:
         ValueError: A prefix that names no parameter, a parameter claimed by two entries, more than one
             ``modules=None`` entry, trainable parameters left to no entry, a top-level ``type`` other than
-            ``OptimWrapper`` / ``AmpOptimWrapper``, or AMP and fp32 entries mixed.
+            ``OptimWrapper`` / ``AmpOptimWrapper``, AMP and fp32 entries mixed, or a model wrapped by MMEngine's
+            ``MMDistributedDataParallel`` rather than :class:`MultiOptimDistributedDataParallel` (the config lacks
+            ``model_wrapper_cfg``).
     """
 
     AMP_KEYS = ('dtype', 'loss_scale', 'use_fsdp')
@@ -114,6 +119,11 @@ class ModuleOptimWrapperConstructor:
         return out
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
+        if isinstance(model, MMDistributedDataParallel) and not isinstance(model, MultiOptimDistributedDataParallel):
+            # MMEngine's DDP wrapper would fail at the first iteration (optim_context of an OptimWrapperDict)
+            raise ValueError('ModuleOptimWrapperConstructor: distributed training with several optimizers needs '
+                             "model_wrapper_cfg=dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', ...) in "
+                             f'the config, got the model wrapper {type(model).__name__}')
         if is_model_wrapper(model):
             model = model.module
         params = dict(model.named_parameters())

@@ -128,3 +128,23 @@ def test_distributed_wrapper_steps_both_optimizers_in_sync(tmp_path):
     ref = torch.cat([p.detach().flatten() for p in single.parameters()])
     assert not torch.allclose(ref, start)
     assert torch.allclose(out[0], ref, atol=1e-5)
+
+
+def test_plain_ddp_wrapper_is_refused_naming_model_wrapper_cfg(tmp_path):
+    """A config with this constructor but MMEngine's default DDP wrapper (no model_wrapper_cfg) stops when the
+    optimizers are built, with the key to set, instead of failing in the first iteration."""
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmvlg.engine import MultiOptimDistributedDataParallel
+    assert not dist.is_initialized()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "init"}', rank=0, world_size=1)
+    try:
+        model = TinyModel()
+        wanted = r"model_wrapper_cfg=dict\(type='mmvlg\.engine\.MultiOptimDistributedDataParallel'"
+        with pytest.raises(ValueError, match=wanted):
+            _build(_cfg())(MMDistributedDataParallel(model))
+        wrappers = _build(_cfg())(MultiOptimDistributedDataParallel(model))
+        assert set(wrappers.keys()) == {'backbone', 'others'}
+    finally:
+        dist.destroy_process_group()
