@@ -113,6 +113,9 @@ class FIBERBackbone(BaseModule):
         i2t_query_norm (bool): LayerNorm the queries of the image-to-text attention. Defaults to True (the
             authors' coarse-grained model and fine-grained "v3" fusion, their RefCOCO models); False as their
             fine-grained "v2" fusion (their COCO, LVIS and fine-grained pre-training models).
+        alpha_init (float): Initial value of every fusion gate. Defaults to 0, the paper's: the fused backbone
+            starts as the two uni-modal ones, which keeps pre-trained backbones intact. A model trained from
+            scratch has nothing to keep, and closed gates only slow the start of its fusion.
         init_cfg (dict, optional): Initialization config.
     """
 
@@ -130,6 +133,7 @@ class FIBERBackbone(BaseModule):
                  fused_visual_out_norm: bool = True,
                  shift_single_window: bool = True,
                  i2t_query_norm: bool = True,
+                 alpha_init: float = 0.0,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.visual = MODELS.build(visual)
@@ -159,10 +163,11 @@ class FIBERBackbone(BaseModule):
         for blk in self.blocks[len(self.blocks) - num_fusion_layers:]:
             dims, heads = blk.norm1.normalized_shape[0], blk.attn.w_msa.num_heads
             self.i2t_attns.append(GatedCrossAttention(dims, self.text_dims, heads, attn_drop=i2t_attn_drop,
-                                                      proj_drop=i2t_proj_drop, query_norm=i2t_query_norm))
+                                                      proj_drop=i2t_proj_drop, query_norm=i2t_query_norm,
+                                                      alpha_init=alpha_init))
             self.t2i_attns.append(GatedCrossAttention(
                 self.text_dims, dims, text_cfg.num_attention_heads, attn_drop=text_cfg.attention_probs_dropout_prob,
-                proj_drop=text_cfg.hidden_dropout_prob, query_norm=False))
+                proj_drop=text_cfg.hidden_dropout_prob, query_norm=False, alpha_init=alpha_init))
         self.out_channels = [self.visual.num_features[i] for i in self.visual.out_indices]
 
     @property

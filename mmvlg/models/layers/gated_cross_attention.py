@@ -50,12 +50,14 @@ class GatedCrossAttention(nn.Module):
         self.kv_proj = nn.Linear(context_dims, 2 * embed_dims)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.alpha = nn.Parameter(torch.full((1, ), float(alpha_init)))
-        self.reset_parameters(alpha_init)
+        self.alpha_init = float(alpha_init)
+        self.alpha = nn.Parameter(torch.full((1, ), self.alpha_init))
+        self.reset_parameters()
 
-    def reset_parameters(self, alpha_init: float = 0.0) -> None:
+    def reset_parameters(self, alpha_init: Optional[float] = None) -> None:
         """Truncated-normal (std 0.02) projections with zero biases, as Swin/RoBERTa initialize their linear
-        layers, and the gate set to ``alpha_init``."""
+        layers, and the gate set to ``alpha_init`` (the constructor's when None)."""
+        alpha_init = self.alpha_init if alpha_init is None else alpha_init
         for lin in (self.q_proj, self.kv_proj, self.out_proj):
             nn.init.trunc_normal_(lin.weight, std=0.02)
             nn.init.zeros_(lin.bias)

@@ -53,6 +53,22 @@ def test_gated_cross_attention_gate_and_mask():
         GatedCrossAttention(10, 8, num_heads=3)
 
 
+def test_alpha_init_opens_every_gate_and_survives_a_reset():
+    cfg = tiny_fiber_backbone_config()
+    cfg['alpha_init'] = 0.25
+    model = _build(cfg)
+    assert model.alphas() == dict(i2t=[0.25, 0.25], t2i=[0.25, 0.25])
+    _set_alphas(model, 3.0)
+    for m in [*model.i2t_attns, *model.t2i_attns]:
+        m.reset_parameters()  # what SiRi's fresh re-initialization calls: back to the configured gate
+    assert model.alphas() == dict(i2t=[0.25, 0.25], t2i=[0.25, 0.25])
+    img = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():  # open gates: the text changes the image features from the start
+        a = model(img, TEXTS[:1])[0][-1]
+        b = model(img, TEXTS[1:])[0][-1]
+    assert (a - b).abs().max() > 1e-4
+
+
 def test_fusion_off_or_zero_alpha_equals_unimodal_backbones():
     model = _build()
     assert model.alphas() == dict(i2t=[0.0, 0.0], t2i=[0.0, 0.0])
