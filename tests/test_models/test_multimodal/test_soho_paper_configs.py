@@ -73,7 +73,7 @@ def test_nlvr2_and_ve_configs_have_the_papers_settings():
     assert nlvr2.param_scheduler[0].milestones == [12, 16] and nlvr2.param_scheduler[0].gamma == 0.1
     assert nlvr2.optim_wrapper.backbone.optimizer == dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4)
     assert nlvr2.optim_wrapper.others.optimizer == dict(type='AdamW', lr=1e-4, weight_decay=1e-2)
-    assert nlvr2.model_wrapper_cfg.type == 'MultiOptimDistributedDataParallel'
+    assert nlvr2.model_wrapper_cfg.type == 'mmvlg.engine.MultiOptimDistributedDataParallel'
     assert (ve.model.num_images, ve.model.num_classes, ve.model.cls_head.type) == (1, 3, 'Linear')
     assert ve.train_dataloader.batch_size * 8 == 128 and ve.train_cfg.max_epochs == 6
     assert ve.optim_wrapper.optimizer.lr == 1e-4
