@@ -7,6 +7,11 @@
 # tokens. Heads as the released model: the MLM decoder one bias-free Linear tied to the word embeddings on the fused
 # tokens (no transform), MVM the cosine to the entries (mask probability 0.015 per pair), ITM a bias-free Linear;
 # four texts per image with Binomial(4, 0.5) negatives, MLM and MVM on the negatives too; equal weights.
+# Training details of the released code the paper does not describe, kept here (the paper configs do not): the
+# dictionary update also counts the features at the padding of the batch's images (neck.update_padding) and counts
+# each image once per (image, text) pair, as their neck runs on each of the four copies (update_per_pair); MVM
+# draws one grid position per batch and masks the entry there in every pair drawn (mvm_cfg.choose_per='batch';
+# a pair padded there masks nothing). Inference and checkpoint keys are the same either way.
 # Data: COCO captions (train2014 and val2014) and Visual Genome; shorter side 600, longer at most 1000, padded to 32.
 # 8 GPUs x 16 images (x 4 texts = 64 pairs), gradients accumulated over 2 iterations; their AdamwSGD: SGD for the
 # backbone (lr 1e-4 x 100 = 1e-2, momentum 0.9, weight decay 1e-4), AdamW for the rest (lr 1e-4, eps 1e-6, weight
@@ -35,16 +40,17 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18')),
     neck=dict(
         type='SOHONeck', in_channels=512, fusion='gate', project_entries=True, pool=True,
-        norm_cfg=dict(type='SyncBN'), layer_norm_eps=1e-5,
+        norm_cfg=dict(type='SyncBN'), layer_norm_eps=1e-5, update_padding=True,
         dictionary=dict(type='VisualDictionary', num_entries=2048, momentum=0.4, update='code')),
     language_model=dict(type='HFTextEncoder', name_or_path='bert-base-uncased', max_length=16,
                         model_kwargs=dict(num_hidden_layers=3)),
     mlm_head=dict(type='MLMHead', tie_word_embeddings=True, transform=False, bias=False, loss_weight=1.0,
                   masking=dict(rule='bernoulli', mask_prob=0.15, replace_prob=0.8, random_prob=0.1)),
     itm_head=dict(type='ITMHead', bias=False, loss_weight=1.0),
-    mvm_cfg=dict(mask_prob=0.015, temperature=1.0, loss_weight=1.0),
+    mvm_cfg=dict(mask_prob=0.015, temperature=1.0, loss_weight=1.0, choose_per='batch'),
     itm_cfg=dict(texts_per_image=4, rule='binomial', neg_prob=0.5),
-    mlm_mvm_on_negatives=True)
+    mlm_mvm_on_negatives=True,
+    update_per_pair=True)
 
 data_root = 'data/soho/'
 pair_files = ['pretrain/coco_train.jsonl', 'pretrain/coco_val.jsonl', 'pretrain/vg.jsonl']

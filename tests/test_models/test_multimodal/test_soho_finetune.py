@@ -234,3 +234,19 @@ def test_two_optimizers_with_amp_through_the_runner(tmp_path, monkeypatch):
     changed = {n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])}
     assert any(n.startswith('backbone.') for n in changed) and any(n.startswith('language_model.') for n in changed)
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_release_config_trains_as_the_released_code_and_paper_configs_do_not():
+    """The release pre-training config sets the code's training-only options; the paper's configs keep the
+    clean defaults (the paper says nothing of padding, copies or one MVM position per batch)."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'soho')
+    release = Config.fromfile(osp.join(root, 'soho-release_r18_bert-base-3l_8xb16-40e_coco-vg.py')).model
+    assert release.neck.update_padding is True and release.update_per_pair is True
+    assert release.mvm_cfg.choose_per == 'batch'
+    for name in ['soho_r101_bert-base_32xb128-40e_coco-vg.py', 'soho_r18_bert-base-3l_32xb128-40e_coco-vg.py']:
+        paper = Config.fromfile(osp.join(root, name)).model
+        assert not paper.neck.get('update_padding', False) and not paper.get('update_per_pair', False)
+        assert paper.mvm_cfg.get('choose_per', 'pair') == 'pair'
