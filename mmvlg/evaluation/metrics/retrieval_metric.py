@@ -55,6 +55,62 @@ def retrieval_recall(i2t_scores: Tensor, text_to_image: Sequence[int], t2i_score
     return out
 
 
+def gallery_folds(n_img: int, text_to_image: Sequence[int], num_folds: int) -> List[Tuple[Tensor, Tensor]]:
+    """Split a gallery into ``num_folds`` consecutive folds of equal size, each with the texts of its images
+    (COCO's 1k test: the 5k test images in five folds of 1000, in the order of the test file).
+
+    Args:
+        n_img (int): The number of gallery images (rows).
+        text_to_image (Sequence[int]): Each text's ground-truth image row.
+        num_folds (int): The number of folds; must divide ``n_img``.
+
+    Returns:
+        list[tuple]: per fold, the (n_img / num_folds, ) image rows and the (n_fold_text, ) text columns (the
+        texts whose image is in the fold), both long tensors in gallery order.
+    """
+    if num_folds < 1 or n_img % num_folds:
+        raise ValueError(f'RetrievalRecallMetric: num_folds={num_folds} must be a positive divisor of the '
+                         f'number of gallery images ({n_img})')
+    size = n_img // num_folds
+    gt = torch.as_tensor(list(text_to_image), dtype=torch.long)
+    folds = []
+    for f in range(num_folds):
+        rows = torch.arange(f * size, (f + 1) * size)
+        cols = torch.nonzero((gt >= f * size) & (gt < (f + 1) * size)).flatten()
+        folds.append((rows, cols))
+    return folds
+
+
+def retrieval_recall_folds(i2t_scores: Tensor, text_to_image: Sequence[int], t2i_scores: Optional[Tensor] = None,
+                           topk: Sequence[int] = (1, 5, 10), num_folds: int = 1
+                           ) -> Tuple[Dict[str, float], List[Dict[str, float]]]:
+    """:func:`retrieval_recall` on each fold of the gallery (:func:`gallery_folds`): every query ranked
+    against its fold only (the fold's block of the score matrices), the recalls averaged over the folds.
+
+    Args:
+        i2t_scores, t2i_scores (Tensor): (n_img, n_text) scores (see :func:`retrieval_recall`).
+        text_to_image (Sequence[int]): Each text's ground-truth image row.
+        topk (Sequence[int]): The K values.
+        num_folds (int): The number of folds (1: the whole gallery).
+
+    Returns:
+        tuple: the mean over the folds of each key of :func:`retrieval_recall` (``R_mean`` included), and the
+        list of each fold's own figures.
+    """
+    i2t = torch.as_tensor(i2t_scores)
+    t2i = i2t if t2i_scores is None else torch.as_tensor(t2i_scores)
+    gt = torch.as_tensor(list(text_to_image), dtype=torch.long)
+    if i2t.shape[1] != len(gt):
+        raise ValueError(f'retrieval_recall: scores {tuple(i2t.shape)} and {len(gt)} ground-truth images per '
+                         'text do not match')
+    per_fold = []
+    for rows, cols in gallery_folds(i2t.shape[0], gt.tolist(), num_folds):
+        per_fold.append(retrieval_recall(i2t[rows][:, cols], (gt[cols] - rows[0]).tolist(), t2i[rows][:, cols],
+                                         topk))
+    mean = OrderedDict((k, float(np.mean([m[k] for m in per_fold]))) for k in per_fold[0])
+    return mean, per_fold
+
+
 def group_texts_by_image(img_ids: Sequence) -> Tuple[List[int], List[int]]:
     """The gallery of a retrieval set (shared by this metric and :class:`~mmvlg.engine.RetrievalValLoop`): one
     image per distinct id, in order of first appearance, and each text's image row.
@@ -139,21 +195,38 @@ class RetrievalRecallMetric(BaseMetric):
     Keys: ``{prefix}/text_R@K``, ``{prefix}/image_R@K`` and ``{prefix}/R_mean``, in percent like every mmvlg
     metric (see :func:`retrieval_recall`).
 
+    Folds (``num_folds > 1``, COCO's 1k test: ``num_folds=5`` on the 5k test): the gallery's images, in the data
+    set's order, are split into consecutive folds of equal size, each with its images' texts; every query is
+    ranked against its own fold (the fold's block of the score matrices) and the keys are the means over the
+    folds (:func:`retrieval_recall_folds`). The blocks are cut from the scores the loop computed over the whole
+    gallery: a model that scores every pair (SOHO's ITM) ranks each fold exactly as on its own, but a dual
+    encoder with fused re-scoring of each query's top-k (:func:`~mmvlg.models.multimodal.retrieval.rescore_topk`)
+    re-scored the top-k of the whole gallery, not of the fold. Give a second instance of this metric a
+    different ``prefix`` (``'retrieval_1k'``) to report both figures.
+
     Args:
         topk (Sequence[int]): The K values. Defaults to (1, 5, 10).
+        num_folds (int): The number of folds of the gallery (see above); it must divide the number of gallery
+            images. Defaults to 1 (the whole gallery).
         outfile_prefix (str, optional): If given (``tools/test.py --out PREFIX``), the metrics and the ranked
             lists of every query (:func:`ranked_lists`: the gallery image ids per text, the text ids per image,
             best first, with their scores) are written to ``{outfile_prefix}.retrieval.json``. The ids are
             the data set's ``img_id`` / ``text_id`` (the gallery row / text index when the input has none).
+            With folds: ``{outfile_prefix}.retrieval_{num_folds}folds.json``, the mean, each fold's metrics
+            (``folds``) and each fold's ranked lists (``fold_lists``).
         dump_topk (int, optional): Length of each dumped list. Defaults to None (the whole gallery).
     """
     default_prefix: Optional[str] = 'retrieval'
 
     def __init__(self, topk: Sequence[int] = (1, 5, 10), outfile_prefix: Optional[str] = None,
-                 dump_topk: Optional[int] = None, collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+                 dump_topk: Optional[int] = None, collect_device: str = 'cpu', prefix: Optional[str] = None,
+                 num_folds: int = 1) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not topk or min(topk) < 1:
             raise ValueError(f'topk must hold positive integers, got {topk}')
+        if int(num_folds) != num_folds or num_folds < 1:
+            raise ValueError(f'RetrievalRecallMetric: num_folds must be a positive integer, got {num_folds}')
+        self.num_folds = int(num_folds)
         if dump_topk is not None and dump_topk < 1:
             raise ValueError(f'dump_topk must be a positive integer or None, got {dump_topk}')
         self.topk = tuple(sorted(set(int(k) for k in topk)))
@@ -192,8 +265,26 @@ class RetrievalRecallMetric(BaseMetric):
             img_ids = [results[i]['img_id'] for i in first]
             text_ids = [r['text_id'] if r['text_id'] is not None else i for i, r in enumerate(results)]
             texts = [r['text'] for r in results]
-        metrics = retrieval_recall(i2t, text_to_image, t2i, self.topk)
         logger = MMLogger.get_current_instance()
+        if self.num_folds > 1:
+            metrics, per_fold = retrieval_recall_folds(i2t, text_to_image, t2i, self.topk, self.num_folds)
+            for f, m in enumerate(per_fold):
+                logger.info(f'retrieval fold {f + 1}/{self.num_folds}: '
+                            + ', '.join(f'{k} {v:.2f}' for k, v in m.items()))
+            logger.info(f'retrieval, mean of {self.num_folds} folds: '
+                        + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
+            if self.outfile_prefix is not None:
+                out = f'{self.outfile_prefix}.retrieval_{self.num_folds}folds.json'
+                gt = torch.as_tensor(text_to_image, dtype=torch.long)
+                lists = [ranked_lists(i2t[rows][:, cols], t2i[rows][:, cols], [img_ids[i] for i in rows.tolist()],
+                                      [text_ids[t] for t in cols.tolist()],
+                                      None if texts is None else [texts[t] for t in cols.tolist()],
+                                      (gt[cols] - rows[0]).tolist(), self.dump_topk)
+                         for rows, cols in gallery_folds(i2t.shape[0], text_to_image, self.num_folds)]
+                dump(dict(metrics=dict(metrics), folds=[dict(m) for m in per_fold], fold_lists=lists), out)
+                logger.info(f'RetrievalRecallMetric: ranked lists written to {osp.abspath(out)}')
+            return metrics
+        metrics = retrieval_recall(i2t, text_to_image, t2i, self.topk)
         logger.info('retrieval: ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
         if self.outfile_prefix is not None:
             out = f'{self.outfile_prefix}.retrieval.json'

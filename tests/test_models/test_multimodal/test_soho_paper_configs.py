@@ -61,7 +61,11 @@ def test_retrieval_configs_have_the_papers_settings():
         assert cfg.param_scheduler == [dict(type='MultiStepLR', by_epoch=True, milestones=[3, 5, 9, 13], gamma=0.5,
                                             begin=0, end=20)]
         assert cfg.train_cfg.max_epochs == 20
-        assert cfg.test_cfg.type == 'RetrievalTestLoop' and cfg.test_evaluator.type == 'RetrievalRecallMetric'
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        assert cfg.test_cfg.type == 'RetrievalTestLoop'
+        assert all(e.type == 'RetrievalRecallMetric' for e in evaluators)
+        # COCO: the 5k test and the 1k test (five folds); Flickr30k: its 1k test gallery
+        assert [e.get('num_folds', 1) for e in evaluators] == ([1, 5] if path == COCO else [1])
         assert cfg.test_dataloader.dataset.ann_file == ann
 
 
