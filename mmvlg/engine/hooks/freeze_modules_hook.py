@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -19,9 +20,12 @@ class FreezeModulesHook(Hook):
     frozen) and their train mode. It decides from the runner's counters at every epoch and iteration, so a resumed
     run is frozen exactly when the uninterrupted one was.
 
-    Under distributed training the model wrapper must be built with ``find_unused_parameters=True``
-    (``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``): DDP registers
-    the frozen parameters as trainable and would otherwise wait for their gradients.
+    Under distributed training the model wrapper must be built with ``find_unused_parameters=True``: DDP
+    registers the frozen parameters as trainable and would otherwise wait for their gradients. With one optimizer
+    that is ``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``; with several
+    (an :class:`~mmengine.optim.OptimWrapperDict`, e.g. SOHO's SGD + AdamW) it is
+    ``model_wrapper_cfg=dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', find_unused_parameters=True)``
+    (MMEngine's own wrapper steps a single optimizer wrapper); the error names the one the run needs.
 
     Args:
         modules (Sequence[str]): Names of sub-modules of the model (``'backbone'``).
@@ -56,8 +60,19 @@ class FreezeModulesHook(Hook):
         if (is_model_wrapper(runner.model) and hasattr(runner.model, 'find_unused_parameters')
                 and not runner.model.find_unused_parameters and self.end > 0):
             raise ValueError('FreezeModulesHook: distributed training with frozen modules needs '
-                             "model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)")
+                             f"model_wrapper_cfg=dict(type='{self._wrapper_type(runner)}', "
+                             'find_unused_parameters=True)')
         self._apply(runner)
+
+    @staticmethod
+    def _wrapper_type(runner) -> str:
+        """The DDP wrapper type the run needs: mmvlg's for several optimizers (an ``OptimWrapperDict``, or the model
+        already wrapped in it), MMEngine's otherwise."""
+        from mmvlg.engine.optimizers import MultiOptimDistributedDataParallel  # here: mmvlg.engine imports hooks first
+        if (isinstance(getattr(runner, 'optim_wrapper', None), OptimWrapperDict)
+                or isinstance(runner.model, MultiOptimDistributedDataParallel)):
+            return 'mmvlg.engine.MultiOptimDistributedDataParallel'
+        return 'MMDistributedDataParallel'
 
     def before_train_epoch(self, runner) -> None:
         self._apply(runner)

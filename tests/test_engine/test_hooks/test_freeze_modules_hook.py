@@ -85,3 +85,41 @@ def test_bad_arguments(tmp_path):
     runner = _runner(tmp_path, FreezeModulesHook(modules=['neck'], end=1, by_epoch=False))
     with pytest.raises(ValueError, match="no sub-module 'neck'"):
         runner.train()
+
+
+def test_ddp_error_names_the_wrapper_the_run_needs(tmp_path):
+    """Under DDP without find_unused_parameters the error names MMEngine's wrapper for one optimizer and mmvlg's
+    MultiOptimDistributedDataParallel for several (an OptimWrapperDict, or the model already in that wrapper)."""
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+    from mmengine.optim import OptimWrapper, OptimWrapperDict
+
+    from mmvlg.engine import MultiOptimDistributedDataParallel
+    assert not dist.is_initialized()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "init"}', rank=0, world_size=1)
+    try:
+        model = ToyModel()
+        single = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        several = OptimWrapperDict(
+            backbone=OptimWrapper(torch.optim.SGD(model.backbone.parameters(), lr=0.1)),
+            others=OptimWrapper(torch.optim.AdamW(model.head.parameters(), lr=0.1)))
+        mmengine_msg = r"model_wrapper_cfg=dict\(type='MMDistributedDataParallel', find_unused_parameters=True\)"
+        mmvlg_msg = (r"model_wrapper_cfg=dict\(type='mmvlg\.engine\.MultiOptimDistributedDataParallel', "
+                     r'find_unused_parameters=True\)')
+        for wrapper, optim_wrapper, msg in ((MMDistributedDataParallel, single, mmengine_msg),
+                                            (MMDistributedDataParallel, several, mmvlg_msg),
+                                            (MultiOptimDistributedDataParallel, several, mmvlg_msg),
+                                            (MultiOptimDistributedDataParallel, single, mmvlg_msg)):
+            runner = SimpleNamespace(model=wrapper(model, find_unused_parameters=False), optim_wrapper=optim_wrapper,
+                                     epoch=0, iter=0)
+            with pytest.raises(ValueError, match=msg):
+                FreezeModulesHook(modules=['backbone'], end=1).before_train(runner)
+        runner = SimpleNamespace(model=MultiOptimDistributedDataParallel(model, find_unused_parameters=True),
+                                 optim_wrapper=several, epoch=0, iter=0)
+        hook = FreezeModulesHook(modules=['backbone'], end=1)
+        hook.before_train(runner)  # the right wrapper: frozen, no error
+        assert hook.frozen and not model.backbone[0].weight.requires_grad
+    finally:
+        dist.destroy_process_group()
