@@ -1,7 +1,7 @@
-"""SOHO's paper-scale downstream configs (retrieval on COCO and Flickr30k, NLVR2, SNLI-VE): the paper's settings, the
-data blocks shared with X-VLM's configs, a pre-training checkpoint of the paper's config loading into each (only
-the keys the config's CheckpointKeysHook allows differ), and a training step of each with tiny encoders in place
-of R-101 and BERT-base."""
+"""SOHO's paper-scale downstream configs (retrieval on COCO and Flickr30k, VQA v2, NLVR2, SNLI-VE): the paper's
+settings, the data blocks shared with X-VLM's configs (and, for VQA v2, with SOHO's release VQA config), a
+pre-training checkpoint of the paper's config loading into each (only the keys the config's CheckpointKeysHook
+allows differ), and a training step of each with tiny encoders in place of R-101 and BERT-base."""
 import copy
 import os.path as osp
 import re
@@ -22,6 +22,10 @@ COCO = osp.join(CFG_DIR, 'soho', 'soho-retrieval_r101_bert-base_8xb24-20e_coco.p
 FLICKR = osp.join(CFG_DIR, 'soho', 'soho-retrieval_r101_bert-base_8xb24-20e_flickr30k.py')
 NLVR2 = osp.join(CFG_DIR, 'soho', 'soho-nlvr2_r101_bert-base_8xb16-18e_nlvr2.py')
 VE = osp.join(CFG_DIR, 'soho', 'soho-ve_r101_bert-base_8xb16-6e_snli-ve.py')
+VQA = osp.join(CFG_DIR, 'soho', 'soho-vqa_r101_bert-base_8xb32-18e_vqav2.py')
+RELEASE_VQA = osp.join(CFG_DIR, 'soho', 'soho-release-vqa_r18_bert-base-3l_8xb32-20e_vqav2.py')
+XVLM_VQA = osp.join(CFG_DIR, 'xvlm', 'xvlm-vqa_swin-b_bert-base_8xb24-10e_vqav2.py')
+ANSWERS = ['yes', 'no', '2', 'red', 'circle']
 CAPTIONS = ['a big red circle and a small blue square', 'two circles and a square', 'a small green circle']
 
 
@@ -39,6 +43,8 @@ def _tiny_model_cfg(path):
     model.neck.in_channels = tiny.neck.in_channels
     if model.neck.get('dictionary'):
         model.neck.dictionary.num_entries = 16
+    if model.get('vqa_head'):
+        model.vqa_head.answers = ANSWERS  # the config's answer list file is not here
     return model
 
 
@@ -84,6 +90,33 @@ def test_nlvr2_and_ve_configs_have_the_papers_settings():
     assert ve.param_scheduler[0].milestones == [4] and ve.param_scheduler[0].gamma == 0.1  # 1e-4 -> 1e-5
 
 
+def test_vqa_config_has_the_papers_settings():
+    cfg = _cfg(VQA)
+    assert cfg.model.type == 'SOHOVQA' and cfg.model.vqa_head.type == 'SOHOVQAHead'
+    assert cfg.model.vqa_head.answers == 'data/vqav2/answer_list.json'
+    assert cfg.model.neck.dictionary is None  # the dictionary's input features (section 4.2)
+    assert cfg.model.backbone.depth == 101 and cfg.model.language_model.name_or_path == 'bert-base-uncased'
+    assert cfg.train_dataloader.batch_size == 32 and cfg.auto_scale_lr.base_batch_size == 8 * 32 == 256
+    assert cfg.train_cfg.max_epochs == 18
+    assert cfg.param_scheduler == [dict(type='MultiStepLR', by_epoch=True, milestones=[12, 16], gamma=0.1,
+                                        begin=0, end=18)]
+    # the pre-training's optimizers and learning rates (section 4.1), no accumulation: 256 questions an update
+    pretrain = _cfg(PRETRAIN).optim_wrapper
+    assert cfg.optim_wrapper.constructor == 'ModuleOptimWrapperConstructor'
+    for key in ('backbone', 'others'):
+        assert cfg.optim_wrapper[key].optimizer == pretrain[key].optimizer, key
+        assert cfg.optim_wrapper[key].get('accumulative_counts', 1) == 1
+    assert cfg.optim_wrapper.backbone.optimizer == dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4)
+    assert cfg.optim_wrapper.others.optimizer == dict(type='AdamW', lr=1e-4, weight_decay=1e-2)
+    assert cfg.model_wrapper_cfg.type == 'mmvlg.engine.MultiOptimDistributedDataParallel'
+    # NLVR2 "the same as VQA settings": optimizers, epochs and learning-rate steps agree
+    nlvr2 = _cfg(NLVR2)
+    assert nlvr2.optim_wrapper == cfg.optim_wrapper and nlvr2.param_scheduler == cfg.param_scheduler
+    resize = dict(type='mmdet.Resize', scale=(1000, 600), keep_ratio=True)  # the pre-training's image size
+    assert all(resize in cfg[k].dataset.pipeline for k in ('train_dataloader', 'val_dataloader', 'test_dataloader'))
+    assert cfg.val_evaluator.type == 'VQAAccuracy' and cfg.default_hooks.checkpoint.save_best == 'vqa/accuracy'
+
+
 # ------------------------------------------------------------------------- data shared with X-VLM
 XVLM_DATA_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator',
                   'val_cfg', 'test_cfg')
@@ -111,9 +144,25 @@ def test_the_data_bases_give_xvlms_data_blocks(tmp_path, xvlm, base):
         assert cfg[key] == ref[key], key
 
 
+@pytest.mark.parametrize('ref_path', [RELEASE_VQA, XVLM_VQA])
+def test_the_vqa_data_base_gives_the_release_and_xvlm_vqa_blocks(tmp_path, ref_path):
+    """A config on _base_/datasets/vqav2.py with the pipelines and batch sizes of SOHO's release VQA config or
+    X-VLM's VQA config resolves to their data blocks: the paper VQA config reads the same data the same way."""
+    ref = _cfg(ref_path)
+    lines = [f'_base_ = [{osp.join(CFG_DIR, "_base_", "datasets", "vqav2.py")!r}]']
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        block = ref[key]
+        lines.append(f'{key} = dict(batch_size={block.batch_size}, dataset=dict(pipeline={block.dataset.pipeline!r}))')
+    path = tmp_path / 'vqa_on_base.py'
+    path.write_text('\n'.join(lines) + '\n')
+    cfg = _cfg(str(path))
+    for key in XVLM_DATA_KEYS:
+        assert cfg[key] == ref[key], key
+
+
 def test_the_soho_configs_use_the_shared_data():
     for path, base in ((COCO, 'coco_retrieval.py'), (FLICKR, 'flickr30k_retrieval.py'), (NLVR2, 'nlvr2.py'),
-                       (VE, 'snli_ve.py')):
+                       (VE, 'snli_ve.py'), (VQA, 'vqav2.py')):
         cfg, data = _cfg(path), _cfg(osp.join(CFG_DIR, '_base_', 'datasets', base))
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             mine, shared = copy.deepcopy(cfg[key]), copy.deepcopy(data[key])
@@ -129,6 +178,8 @@ def _batch(path, n=3, size=64):
     samples = []
     for i in range(n):
         meta = dict(text=CAPTIONS[i % 3], img_id=i, img_shape=(size, size), img_path=f'{i}.png', label=i % 2)
+        if path == VQA:
+            meta.update(question_id=100 + i, answer_labels=[i % len(ANSWERS), 4], answer_scores=[1.0, 0.3])
         if path == NLVR2:
             samples += [DetDataSample(metainfo=dict(meta, img_id=f's{i}', image_index=j)) for j in range(2)]
         else:
@@ -136,7 +187,7 @@ def _batch(path, n=3, size=64):
     return inputs, samples
 
 
-@pytest.mark.parametrize('path', [COCO, FLICKR, NLVR2, VE])
+@pytest.mark.parametrize('path', [COCO, FLICKR, NLVR2, VE, VQA])
 def test_a_paper_pretraining_checkpoint_loads_and_the_model_trains(path):
     from mmengine.runner.checkpoint import load_state_dict
     cfg = _cfg(path)
