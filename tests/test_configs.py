@@ -180,3 +180,10 @@ def test_auto_scale_lr_base_batch_is_the_configs_batch(path):
     if cfg.get('train_cfg', {}).get('mode') == 'merge':  # RegionStepTrainLoop: pairs and region images in one batch
         batch += cfg.train_cfg.region_dataloader.batch_size
     assert batch == per_gpu, f'{name}: train batch per GPU is not {per_gpu}'
+
+
+@pytest.mark.parametrize('path', [p for p in CONFIGS if 'mdetr-star_r101' in osp.basename(p)], ids=osp.basename)
+def test_mdetr_star_reference_configs_train_layer2_to_4_only(path):
+    """MDETR's and the SiRi authors' code freeze the ImageNet ResNet's stem and layer1 (and every BatchNorm)."""
+    backbone = Config.fromfile(path).model.backbone
+    assert backbone.frozen_stages == 1 and backbone.norm_eval and not backbone.norm_cfg.requires_grad

@@ -13,6 +13,7 @@ embed_dims = 128
 model = dict(
     backbone=dict(
         depth=18, base_channels=32, num_stages=3, out_indices=(1, 2), strides=(1, 2, 2), dilations=(1, 1, 1),
+        frozen_stages=-1,  # from scratch: every stage trains
         norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, init_cfg=None),
     neck=dict(in_channels=(64, 128), mid_channels=128, out_channels=embed_dims, strides=(2, 1)),
     language_model=dict(

@@ -1,5 +1,7 @@
 # SiRi's MDETR* (section 3.1): ResNet-101 (frozen BN) + low-level fusion of layer2 into layer4, RoBERTa-base,
 # 6 encoder + 6 decoder layers of width 256, 16 learnable queries, 2 soft tokens, no contrastive alignment.
+# The stem and layer1 stay frozen (frozen_stages=1), as in MDETR's and the SiRi authors' code, which train only
+# layer2-4 of the ImageNet ResNet.
 embed_dims = 256
 model = dict(
     type='MDETR',
@@ -8,7 +10,7 @@ model = dict(
         type='mmdet.DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=1),
     backbone=dict(
-        type='mmdet.ResNet', depth=101, num_stages=4, out_indices=(1, 3), frozen_stages=-1,
+        type='mmdet.ResNet', depth=101, num_stages=4, out_indices=(1, 3), frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True, style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')),
     neck=dict(type='LowLevelFusionNeck', in_channels=(512, 2048), out_channels=embed_dims, strides=(2, 2)),
