@@ -10,10 +10,10 @@
 # statements name left and right). Data: _base_/datasets/nlvr2.py. From the pre-training checkpoint:
 #   --cfg-options load_from=/path/to/soho_r101_pretrain.pth
 #                 model.language_model.name_or_path=/path/to/bert-base-uncased
-_base_ = ['../_base_/models/soho_r101_bert-base.py', '../_base_/datasets/nlvr2.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/models/soho_r101_bert-base.py', '../_base_/datasets/nlvr2.py',
+          '../_base_/schedules/soho_finetune_18e.py', '../_base_/default_runtime.py']
 num_gpus = 8
 batch_size = 16  # statements per GPU (32 images)
-max_epochs = 18
 width = 768
 model = dict(type='SOHOPairClassifier', num_images=2, num_classes=2,
              cls_head=dict(type='MLPBlock', hidden_dims=2 * width))
@@ -26,17 +26,6 @@ train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=pair_pipeli
 val_dataloader = dict(dataset=dict(pipeline=pair_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=pair_pipeline))
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-optim_wrapper = dict(
-    constructor='ModuleOptimWrapperConstructor',
-    backbone=dict(modules=['backbone'], type='OptimWrapper',
-                  optimizer=dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4)),
-    others=dict(modules=None, type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-2)))
-# the two optimizers under distributed training (MMEngine's DDP wrapper steps one optimizer wrapper only); by
-# import path: the Runner looks the type up in MMEngine's root registry, which does not reach mmvlg's
-model_wrapper_cfg = dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', broadcast_buffers=False,
-                         find_unused_parameters=False)
-param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[12, 16], gamma=0.1, begin=0, end=max_epochs)]
 auto_scale_lr = dict(enable=False, base_batch_size=num_gpus * batch_size)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='nlvr2/accuracy', rule='greater'))

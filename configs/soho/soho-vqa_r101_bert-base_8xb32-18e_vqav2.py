@@ -18,26 +18,15 @@
 # From the pre-training checkpoint:
 #   --cfg-options load_from=/path/to/soho_r101_pretrain.pth
 #                 model.language_model.name_or_path=/path/to/bert-base-uncased
-_base_ = ['../_base_/models/soho_r101_bert-base.py', '../_base_/datasets/vqav2.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/models/soho_r101_bert-base.py', '../_base_/datasets/vqav2.py',
+          '../_base_/schedules/soho_finetune_18e.py', '../_base_/default_runtime.py']
 num_gpus = 8
 batch_size = 32
-max_epochs = 18
 model = dict(type='SOHOVQA', vqa_head=dict(type='SOHOVQAHead', answers=_base_.answer_list, dropout=0.5))
 train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=_base_.soho_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=_base_.soho_pipeline))
 test_dataloader = val_dataloader
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-optim_wrapper = dict(
-    constructor='ModuleOptimWrapperConstructor',
-    backbone=dict(modules=['backbone'], type='OptimWrapper',
-                  optimizer=dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4)),
-    others=dict(modules=None, type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-2)))
-# the two optimizers under distributed training (MMEngine's DDP wrapper steps one optimizer wrapper only); by
-# import path: the Runner looks the type up in MMEngine's root registry, which does not reach mmvlg's
-model_wrapper_cfg = dict(type='mmvlg.engine.MultiOptimDistributedDataParallel', broadcast_buffers=False,
-                         find_unused_parameters=False)
-param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[12, 16], gamma=0.1, begin=0, end=max_epochs)]
 auto_scale_lr = dict(enable=False, base_batch_size=num_gpus * batch_size)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='vqa/accuracy', rule='greater'))
