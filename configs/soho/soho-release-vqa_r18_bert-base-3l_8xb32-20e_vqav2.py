@@ -14,12 +14,10 @@
 #                 model.language_model.name_or_path=/path/to/bert-base-uncased
 # Data by local path in the VQA v2 release's format (VQAv2Dataset): questions/annotations JSON under data/vqav2/,
 # COCO images under data/coco/; the answer list (3129 answers): tools/dataset_converters/vqav2_answer_list.py.
-_base_ = ['../_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/vqav2.py', '../_base_/default_runtime.py']
 num_gpus = 8
 batch_size = 32
 max_epochs = 20
-answer_list = 'data/vqav2/answer_list.json'
-data_root = 'data/'
 model = dict(
     type='SOHOVQA',
     data_preprocessor=dict(
@@ -32,7 +30,7 @@ model = dict(
               layer_norm_eps=1e-5),
     language_model=dict(type='HFTextEncoder', name_or_path='bert-base-uncased', max_length=16,
                         model_kwargs=dict(num_hidden_layers=3)),
-    vqa_head=dict(type='SOHOVQAHead', answers=answer_list, hidden_dims=4 * 768, dropout=0.5))
+    vqa_head=dict(type='SOHOVQAHead', answers=_base_.answer_list, hidden_dims=4 * 768, dropout=0.5))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -44,26 +42,11 @@ test_pipeline = [
     dict(type='mmdet.Resize', scale=(1000, 600), keep_ratio=True),
     dict(type='PackImageTextInputs'),
 ]
-common = dict(type='VQAv2Dataset', data_root=data_root, answer_list=answer_list)
-train_dataloader = dict(
-    batch_size=batch_size, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(ann_file='vqav2/v2_OpenEnded_mscoco_train2014_questions.json',
-                 answer_file='vqav2/v2_mscoco_train2014_annotations.json', data_prefix=dict(img='coco/train2014/'),
-                 unlisted_answers='warn', pipeline=train_pipeline, **common))
-val_dataloader = dict(
-    batch_size=32, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(ann_file='vqav2/v2_OpenEnded_mscoco_val2014_questions.json',
-                 answer_file='vqav2/v2_mscoco_val2014_annotations.json', data_prefix=dict(img='coco/val2014/'),
-                 test_mode=True, pipeline=test_pipeline, **common))
+train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy', group_by='answer_type')
-test_evaluator = val_evaluator
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     constructor='ModuleOptimWrapperConstructor',
     backbone=dict(modules=['backbone'], type='OptimWrapper', accumulative_counts=2,

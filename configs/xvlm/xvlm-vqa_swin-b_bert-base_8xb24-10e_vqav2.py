@@ -20,7 +20,8 @@
 # (answer_labels), the others counted in a warning (unlisted_answers='warn'; 'error' stops at the first). Their
 # RandAugment and the flip of images whose question and answers name no left/right are
 # left out; their answers end with two [SEP] tokens (answer_suffix='[SEP]', set below).
-_base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/datasets/vqav2.py',
+          '../_base_/default_runtime.py']
 
 img_scale = (384, 384)
 batch_size = 24
@@ -28,8 +29,6 @@ num_gpus = 8
 max_epochs = 10
 lr = 5e-5
 num_dec_layers = 6
-answer_list = 'data/vqav2/answer_list.json'
-data_root = 'data/'
 
 model = dict(
     _delete_=True,
@@ -37,7 +36,7 @@ model = dict(
     data_preprocessor=_base_.model.data_preprocessor,
     vision_encoder=dict(_base_.model.vision_encoder, img_size=384, window_size=12, pretrained=None),
     language_model=dict(_base_.model.language_model, max_length=40),
-    answer_list=answer_list,
+    answer_list=_base_.answer_list,
     answer_head=dict(type='AnswerGenerationHead', num_layers=num_dec_layers, add_first_token=True),
     k_test=128,
     answer_weight='count',
@@ -55,28 +54,13 @@ test_pipeline = [
     dict(type='mmdet.Resize', scale=img_scale, keep_ratio=False),
     dict(type='PackImageTextInputs'),
 ]
-common = dict(type='VQAv2Dataset', data_root=data_root, answer_list=answer_list)
-train_dataloader = dict(
-    batch_size=batch_size, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(ann_file='vqav2/v2_OpenEnded_mscoco_train2014_questions.json',
-                 answer_file='vqav2/v2_mscoco_train2014_annotations.json', data_prefix=dict(img='coco/train2014/'),
-                 unlisted_answers='warn', pipeline=train_pipeline, **common))
-val_dataloader = dict(
-    batch_size=32, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(ann_file='vqav2/v2_OpenEnded_mscoco_val2014_questions.json',
-                 answer_file='vqav2/v2_mscoco_val2014_annotations.json', data_prefix=dict(img='coco/val2014/'),
-                 test_mode=True, pipeline=test_pipeline, **common))
+train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VQAAccuracy', group_by='answer_type')  # also yes/no, number, other
-test_evaluator = val_evaluator
 # test-dev / test-std: test2015 questions with answer_file=None, and tools/test.py --out PREFIX writes the results
 # file for the evaluation server.
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 # lr_mult 2 only for the decoder's fresh cross-attention key/value (the authors' init_params); everything else,
 # the pre-trained cross-attention of the cross encoder included, at 1x.
 fresh = dict(lr_mult=2.0)
