@@ -11,7 +11,8 @@
 # ann_format='list'), images under data/images/coco/. The pre-trained checkpoint (tools/model_converters/
 # xvlm_to_mmvlg.py, or an mmvlg pre-training run): --cfg-options load_from=/path/to/xvlm_4m_mmvlg.pth
 # (and model.language_model.name_or_path=/path/to/bert-base-uncased for the tokenizer and the BERT layout).
-_base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/datasets/coco_retrieval.py',
+          '../_base_/default_runtime.py']
 
 img_scale = (384, 384)
 k_test = 256
@@ -19,9 +20,6 @@ batch_size = 20
 num_gpus = 8
 max_epochs = 10
 lr = 3e-5
-data_root = 'data/'
-image_root = 'images/coco/'
-ann_files = dict(train='finetune/coco_train.json', val='finetune/coco_val.json', test='finetune/coco_test.json')
 
 model = dict(
     vision_encoder=dict(img_size=384, window_size=12, pretrained=None),
@@ -45,27 +43,11 @@ test_pipeline = [
     dict(type='mmdet.Resize', scale=img_scale, keep_ratio=False),
     dict(type='PackImageTextInputs'),
 ]
-train_dataloader = dict(
-    batch_size=batch_size, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CaptionDataset', data_root=data_root, ann_file=ann_files['train'], ann_format='list',
-                 data_prefix=dict(img=image_root), pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CaptionDataset', data_root=data_root, ann_file=ann_files['val'], ann_format='list',
-                 data_prefix=dict(img=image_root), test_mode=True, pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CaptionDataset', data_root=data_root, ann_file=ann_files['test'], ann_format='list',
-                 data_prefix=dict(img=image_root), test_mode=True, pipeline=test_pipeline))
-val_evaluator = dict(type='RetrievalRecallMetric', topk=(1, 5, 10))
-test_evaluator = val_evaluator
+train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='RetrievalValLoop')
-test_cfg = dict(type='RetrievalTestLoop')
 optim_wrapper = dict(optimizer=dict(lr=lr, weight_decay=0.01))
 # num_warmup_steps: 0.1 of the iterations = 1 of the 10 epochs
 param_scheduler = [
