@@ -14,7 +14,8 @@
 # or straight from a (single-image) pre-trained checkpoint (its cross layers are copied to both images on load):
 #   --cfg-options load_from=/path/to/xvlm_4m_mmvlg.pth (tools/model_converters/xvlm_to_mmvlg.py)
 # and model.language_model.name_or_path=/path/to/bert-base-uncased (the tokenizer and the BERT layout).
-_base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/default_runtime.py']
+_base_ = ['../_base_/models/xvlm_swin-b_bert-base.py', '../_base_/datasets/nlvr2.py',
+          '../_base_/default_runtime.py']
 
 img_scale = (384, 384)
 batch_size = 10
@@ -22,9 +23,6 @@ num_gpus = 8
 max_epochs = 10
 lr = 3e-5
 width = 768
-data_root = 'data/'
-image_root = 'images/nlvr2/'
-ann_files = dict(train='finetune/nlvr_train.json', val='finetune/nlvr_dev.json', test='finetune/nlvr_test.json')
 
 model = dict(
     type='XVLMNLVR',
@@ -48,30 +46,11 @@ test_pipeline = [
                                               dict(type='mmdet.Resize', scale=img_scale, keep_ratio=False)]),
     dict(type='PackNLVR2Inputs'),
 ]
-train_dataloader = dict(
-    batch_size=batch_size, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='nlvr2_collate'),
-    dataset=dict(type='NLVR2Dataset', data_root=data_root, ann_file=ann_files['train'],
-                 data_prefix=dict(img=image_root), pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=batch_size, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='nlvr2_collate'),
-    dataset=dict(type='NLVR2Dataset', data_root=data_root, ann_file=ann_files['val'],
-                 data_prefix=dict(img=image_root), test_mode=True, pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=batch_size, num_workers=4, persistent_workers=True, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='nlvr2_collate'),
-    dataset=dict(type='NLVR2Dataset', data_root=data_root, ann_file=ann_files['test'],
-                 data_prefix=dict(img=image_root), test_mode=True, pipeline=test_pipeline))
-val_evaluator = dict(type='ClassificationAccuracy', prefix='nlvr2')
-test_evaluator = val_evaluator
+train_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(batch_size=batch_size, dataset=dict(pipeline=test_pipeline))
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 # the authors' create_optimizer: lr_mult 2 for the classifier (init_params) only, no decay on biases and norms
 optim_wrapper = dict(
     optimizer=dict(lr=lr, weight_decay=0.01), clip_grad=None,
